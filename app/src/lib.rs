@@ -56,7 +56,12 @@ async fn log_request(req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let response = next.run(req).await;
-    log::request(method.as_str(), &path, response.status().as_u16(), started.elapsed());
+    log::request(
+        method.as_str(),
+        &path,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
     response
 }
 
@@ -81,7 +86,10 @@ pub async fn serve(
         res = &mut server => return res.map(|()| true),
         _ = started_rx => {}
     }
-    log::event("info", "shutdown requested: no new connections, draining in-flight requests");
+    log::event(
+        "info",
+        "shutdown requested: no new connections, draining in-flight requests",
+    );
     match tokio::time::timeout(drain_timeout, server).await {
         Ok(res) => res.map(|()| true),
         Err(_) => Ok(false),
@@ -113,23 +121,34 @@ pub fn health_check(port: u16, timeout: Duration) -> Result<(), String> {
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let mut stream = std::net::TcpStream::connect_timeout(&addr, timeout)
         .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
-    stream.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
-    stream.set_write_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    stream
+        .set_write_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
     stream
         .write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         .map_err(|e| format!("cannot send request: {e}"))?;
     let mut head = [0u8; 12];
-    stream.read_exact(&mut head).map_err(|e| format!("no response: {e}"))?;
+    stream
+        .read_exact(&mut head)
+        .map_err(|e| format!("no response: {e}"))?;
     match &head[9..12] {
         b"200" => Ok(()),
-        status => Err(format!("/health answered {}", String::from_utf8_lossy(status))),
+        status => Err(format!(
+            "/health answered {}",
+            String::from_utf8_lossy(status)
+        )),
     }
 }
 
 /// The port to listen on: `PORT`, default 8080.
 pub fn port_from_env() -> Result<u16, String> {
     match std::env::var("PORT") {
-        Ok(v) => v.parse().map_err(|_| format!("PORT must be a port number, got {v:?}")),
+        Ok(v) => v
+            .parse()
+            .map_err(|_| format!("PORT must be a port number, got {v:?}")),
         Err(_) => Ok(8080),
     }
 }

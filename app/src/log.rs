@@ -32,7 +32,9 @@ fn emit(value: serde_json::Value) {
 
 /// Current UTC time as RFC 3339 with milliseconds, without a date-time dependency.
 pub fn now_rfc3339() -> String {
-    let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     format_rfc3339(since)
 }
 
@@ -71,6 +73,9 @@ mod tests {
             format_rfc3339(Duration::from_millis(1_709_210_096_789)),
             "2024-02-29T12:34:56.789Z"
         );
-        assert_eq!(format_rfc3339(Duration::from_secs(4_102_444_799)), "2099-12-31T23:59:59.000Z");
+        assert_eq!(
+            format_rfc3339(Duration::from_secs(4_102_444_799)),
+            "2099-12-31T23:59:59.000Z"
+        );
     }
 }

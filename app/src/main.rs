@@ -29,7 +29,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build();
     let runtime = match runtime {
         Ok(rt) => rt,
         Err(e) => {
@@ -50,9 +52,21 @@ async fn run(port: u16) -> ExitCode {
     };
     app::log::event(
         "info",
-        &format!("{} {} ({}) listening on port {port}", app::SERVICE, app::VERSION, app::REVISION),
+        &format!(
+            "{} {} ({}) listening on port {port}",
+            app::SERVICE,
+            app::VERSION,
+            app::REVISION
+        ),
     );
-    match app::serve(listener, app::router(), app::shutdown_signal(), app::DRAIN_TIMEOUT).await {
+    match app::serve(
+        listener,
+        app::router(),
+        app::shutdown_signal(),
+        app::DRAIN_TIMEOUT,
+    )
+    .await
+    {
         Ok(true) => {
             app::log::event("info", "shutdown complete");
             ExitCode::SUCCESS

@@ -7,7 +7,11 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_app");
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn health_check(port: u16) -> bool {
@@ -28,7 +32,10 @@ fn spawn(port: u16) -> Child {
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while !health_check(port) {
-        assert!(Instant::now() < deadline, "the app did not become healthy on port {port}");
+        assert!(
+            Instant::now() < deadline,
+            "the app did not become healthy on port {port}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     child
@@ -46,12 +53,19 @@ fn sigterm_exits_zero_quickly_and_every_log_line_is_json() {
     let pid = child.id().to_string();
 
     let started = Instant::now();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
         }
-        assert!(started.elapsed() < Duration::from_secs(5), "the app ignored SIGTERM");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the app ignored SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(status.success(), "exit status after SIGTERM: {status}");
@@ -62,8 +76,14 @@ fn sigterm_exits_zero_quickly_and_every_log_line_is_json() {
         .collect();
     let requests = lines.iter().filter(|l| l["msg"] == "request").count();
     assert!(requests >= 1, "no request was logged: {lines:?}");
-    assert!(lines.iter().all(|l| l["ts"].is_string() && l["level"].is_string()));
-    assert_eq!(lines.last().unwrap()["msg"], "shutdown complete", "{lines:?}");
+    assert!(lines
+        .iter()
+        .all(|l| l["ts"].is_string() && l["level"].is_string()));
+    assert_eq!(
+        lines.last().unwrap()["msg"],
+        "shutdown complete",
+        "{lines:?}"
+    );
 }
 
 #[test]

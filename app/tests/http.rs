@@ -14,7 +14,10 @@ async fn get_path(addr: std::net::SocketAddr, path: &str) -> std::io::Result<(u1
     let mut raw = String::new();
     stream.read_to_string(&mut raw).await?;
     let status = raw.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    let body = raw
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
     Ok((status, body))
 }
 
@@ -82,7 +85,10 @@ async fn shutdown_finishes_in_flight_requests_and_refuses_new_ones() {
     let (status, body) = in_flight.await.unwrap().unwrap();
     assert_eq!((status, body.as_str()), (200, "done"));
     let drained = tokio::time::timeout(Duration::from_secs(3), srv.done).await;
-    assert!(drained.expect("server did not stop").unwrap().unwrap(), "drain reported a timeout");
+    assert!(
+        drained.expect("server did not stop").unwrap().unwrap(),
+        "drain reported a timeout"
+    );
 }
 
 #[tokio::test]
@@ -99,5 +105,8 @@ async fn drain_gives_up_after_its_timeout() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     srv.stop.send(()).unwrap();
     let finished = tokio::time::timeout(Duration::from_secs(3), srv.done).await;
-    assert!(!finished.expect("drain timeout was not honoured").unwrap().unwrap());
+    assert!(!finished
+        .expect("drain timeout was not honoured")
+        .unwrap()
+        .unwrap());
 }

@@ -1,0 +1,73 @@
+//! One AWS configuration for every client: the standard chain for real AWS, fakecloud for `--local`.
+
+use anyhow::{bail, Context, Result};
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_cloudformation::config::{Credentials, ProvideCredentials};
+
+use crate::fakecloud;
+
+/// The clients a command needs, built from one `SdkConfig`.
+#[derive(Clone)]
+pub struct Clients {
+    pub cfn: aws_sdk_cloudformation::Client,
+    pub ecr: aws_sdk_ecr::Client,
+    pub ecs: aws_sdk_ecs::Client,
+}
+
+impl Clients {
+    pub fn new(config: &SdkConfig) -> Clients {
+        Clients {
+            cfn: aws_sdk_cloudformation::Client::new(config),
+            ecr: aws_sdk_ecr::Client::new(config),
+            ecs: aws_sdk_ecs::Client::new(config),
+        }
+    }
+}
+
+/// Load the configuration and check, before any AWS call, that it has a region and credentials.
+pub async fn load(local: bool) -> Result<SdkConfig> {
+    let config = if local {
+        aws_config::defaults(BehaviorVersion::latest())
+            .endpoint_url(fakecloud::ENDPOINT)
+            .region(Region::new(fakecloud::REGION))
+            .credentials_provider(Credentials::new("test", "test", None, None, "fakecloud"))
+            .load()
+            .await
+    } else {
+        aws_config::defaults(BehaviorVersion::latest()).load().await
+    };
+    if config.region().is_none() {
+        bail!("no AWS region is configured: set AWS_REGION (or `region` in your AWS profile), or use --local");
+    }
+    let provider = config
+        .credentials_provider()
+        .context("no AWS credentials provider is configured")?;
+    if let Err(e) = provider.provide_credentials().await {
+        bail!(
+            "no AWS credentials found ({e}): run `aws configure` or `aws sso login`, set AWS_PROFILE \
+             or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or use --local"
+        );
+    }
+    Ok(config)
+}
+
+/// Turn an SDK error into one readable line: the service's code and message when there is one.
+pub fn aws_error<E, R>(err: aws_sdk_cloudformation::error::SdkError<E, R>) -> anyhow::Error
+where
+    E: aws_sdk_cloudformation::error::ProvideErrorMetadata
+        + std::error::Error
+        + Send
+        + Sync
+        + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let (code, message) = match err.as_service_error() {
+        Some(e) => (e.code().map(str::to_owned), e.message().map(str::to_owned)),
+        None => (None, None),
+    };
+    match (code, message) {
+        (Some(code), Some(msg)) => anyhow::anyhow!("{code}: {msg}"),
+        (None, Some(msg)) => anyhow::anyhow!("{msg}"),
+        _ => anyhow::anyhow!(aws_sdk_cloudformation::error::DisplayErrorContext(err).to_string()),
+    }
+}

@@ -1,0 +1,202 @@
+//! `cargo xtask deploy`: vpc + ecr (concurrently) → image → ecs (image pinned by digest) → a
+//! stable service, then the URL and the time each phase took.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+use crate::flags;
+use crate::project::StackKind;
+use crate::registry::human_bytes;
+use crate::session::Session;
+use crate::stack::{self, ChangeRow, Deployed, Outcome, Stack};
+use crate::ui::format_duration;
+use crate::{fakecloud, push_image, service};
+
+pub async fn run(root: &Path, cmd: flags::Deploy) -> Result<()> {
+    let started = Instant::now();
+    let docker = crate::docker::connect().await?;
+    let s = Session::open(root, &cmd.target).await?;
+    let ask = !cmd.yes && !s.local;
+    let approve = |stack: &Stack, rows: &[ChangeRow]| -> bool {
+        if !ask {
+            return true;
+        }
+        let replaced = rows
+            .iter()
+            .filter(|r| r.replacement || r.action == "Remove")
+            .count();
+        let question = format!(
+            "Apply {} change(s) to stack {}{}?",
+            rows.len(),
+            stack.name,
+            if replaced > 0 {
+                format!(" ({replaced} replace or remove a resource)")
+            } else {
+                String::new()
+            }
+        );
+        s.ui.confirm(&question).unwrap_or(true)
+    };
+    let mut phases: Vec<(&str, Duration, String)> = Vec::new();
+
+    let t = Instant::now();
+    let (vpc, ecr) = tokio::try_join!(
+        deploy_stack(&s, StackKind::Vpc, &[], &approve),
+        deploy_stack(&s, StackKind::Ecr, &[], &approve),
+    )?;
+    phases.push((
+        "vpc + ecr stacks",
+        t.elapsed(),
+        format!("vpc {}, ecr {}", describe(&vpc), describe(&ecr)),
+    ));
+
+    let t = Instant::now();
+    let (image, pushed) = push_image::build_and_push(&s, &docker).await?;
+    let image_note = if image.built {
+        "built"
+    } else {
+        "already built"
+    };
+    phases.push((
+        "image + push",
+        t.elapsed(),
+        format!(
+            "{} ({image_note}), {} pushed",
+            image.local_ref,
+            human_bytes(pushed.bytes_pushed)
+        ),
+    ));
+
+    let t = Instant::now();
+    let extra = [
+        ("ImageUri", pushed.pinned_uri()),
+        ("CpuArchitecture", image.cpu_architecture.clone()),
+    ];
+    let ecs = deploy_stack(&s, StackKind::Ecs, &extra, &approve).await?;
+    phases.push(("ecs stack", t.elapsed(), describe(&ecs).to_owned()));
+
+    let t = Instant::now();
+    let output = |key: &str| {
+        ecs.outputs.get(key).cloned().with_context(|| {
+            format!(
+                "stack {} has no {key} output: deploy it again",
+                s.env.stack_name(StackKind::Ecs)
+            )
+        })
+    };
+    let (cluster, service_name) = (output("ClusterName")?, output("ServiceName")?);
+    service::wait_stable(
+        &s.clients.ecs,
+        &s.ui,
+        &cluster,
+        &service_name,
+        s.poll,
+        Duration::from_secs(20 * 60),
+    )
+    .await?;
+    phases.push((
+        "service stable",
+        t.elapsed(),
+        format!("{service_name} in {cluster}"),
+    ));
+
+    let local_url = if s.local {
+        let t = Instant::now();
+        let url = wait_for_local_url(&s, &output("LoadBalancerArn")?).await?;
+        phases.push((
+            "local health check",
+            t.elapsed(),
+            format!("{url}/health answered 200"),
+        ));
+        Some(url)
+    } else {
+        None
+    };
+
+    let changed = [&vpc, &ecr, &ecs]
+        .iter()
+        .filter(|d| d.outcome != Outcome::NoChanges)
+        .count();
+    println!();
+    println!("{:<20} {:>8}  result", "phase", "time");
+    for (name, took, note) in &phases {
+        println!("{name:<20} {:>8}  {note}", format_duration(*took));
+    }
+    println!("{:<20} {:>8}", "total", format_duration(started.elapsed()));
+    println!();
+    if changed == 0 && pushed.already_there {
+        println!("Nothing to do: every stack was up to date and ECR already had the image.");
+    }
+    println!("stacks changed: {changed}");
+    println!("pushed: {} bytes", pushed.bytes_pushed);
+    println!("image: {}", pushed.pinned_uri());
+    if let Some(url) = ecs.outputs.get("ServiceUrl") {
+        println!("service url: {url}");
+    }
+    if let Some(url) = local_url {
+        println!("url: {url}");
+    }
+    Ok(())
+}
+
+async fn deploy_stack(
+    s: &Session,
+    kind: StackKind,
+    extra: &[(&str, String)],
+    approve: &stack::Approve<'_>,
+) -> Result<Deployed> {
+    let stack = s.stack(kind, extra)?;
+    let spinner = s.ui.spinner(format!("stack {}", stack.name));
+    match stack::deploy(&s.clients.cfn, &stack, s.poll, &spinner, approve).await {
+        Ok(deployed) => {
+            spinner.done(describe(&deployed));
+            Ok(deployed)
+        }
+        Err(e) => {
+            spinner.failed("failed");
+            Err(e)
+        }
+    }
+}
+
+fn describe(d: &Deployed) -> &'static str {
+    match d.outcome {
+        Outcome::NoChanges => "no changes",
+        Outcome::Created => "created",
+        Outcome::Updated => "updated",
+    }
+}
+
+/// fakecloud binds the load balancer on a local port; wait until the app answers through it.
+async fn wait_for_local_url(s: &Session, lb_arn: &str) -> Result<String> {
+    let spinner = s.ui.spinner("local url");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let last;
+        match fakecloud::load_balancer_url(lb_arn).await {
+            Ok(url) => {
+                let addr = url
+                    .trim_start_matches("http://")
+                    .parse()
+                    .context("bad local address")?;
+                match fakecloud::http_get_at(addr, "/health") {
+                    Ok((200, _)) => {
+                        spinner.done(format!("{url}/health answered 200"));
+                        return Ok(url);
+                    }
+                    Ok((status, _)) => last = format!("{url}/health answered {status}"),
+                    Err(e) => last = format!("{url}/health: {e}"),
+                }
+            }
+            Err(e) => last = format!("{e:#}"),
+        }
+        spinner.set(last.clone());
+        if Instant::now() > deadline {
+            spinner.failed("no answer");
+            anyhow::bail!("the deployed app did not answer through the local load balancer within 90 s: {last}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}

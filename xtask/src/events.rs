@@ -1,0 +1,201 @@
+//! Stack events as a stream with a cursor: each poll returns only the events not seen yet,
+//! oldest first, and renders them as progress lines.
+
+use anyhow::{Context, Result};
+use aws_sdk_cloudformation::types::StackEvent;
+use aws_sdk_cloudformation::Client;
+
+/// Remembers the newest event already shown.
+#[derive(Debug, Default)]
+pub struct Cursor {
+    last_seen: Option<String>,
+}
+
+impl Cursor {
+    /// Start after the stack's current newest event, so only events caused by us are shown.
+    pub async fn at_latest(cfn: &Client, stack: &str) -> Result<Cursor> {
+        let page = cfn
+            .describe_stack_events()
+            .stack_name(stack)
+            .send()
+            .await
+            .with_context(|| format!("cannot read the events of stack {stack}"))?;
+        Ok(Cursor {
+            last_seen: page
+                .stack_events()
+                .first()
+                .and_then(|e| e.event_id())
+                .map(str::to_owned),
+        })
+    }
+
+    /// The events that happened since the last poll, oldest first.
+    pub async fn poll(&mut self, cfn: &Client, stack: &str) -> Result<Vec<StackEvent>> {
+        let mut fresh = Vec::new();
+        let mut token = None;
+        // A deploy rarely produces more than a page between two polls; stop after a few pages anyway.
+        for _ in 0..5 {
+            let page = cfn
+                .describe_stack_events()
+                .stack_name(stack)
+                .set_next_token(token)
+                .send()
+                .await
+                .with_context(|| format!("cannot read the events of stack {stack}"))?;
+            let (new, reached) = take_new(page.stack_events(), self.last_seen.as_deref());
+            fresh.extend(new);
+            token = page.next_token().map(str::to_owned);
+            if reached || token.is_none() {
+                break;
+            }
+        }
+        fresh.reverse();
+        if let Some(newest) = fresh.last().and_then(|e| e.event_id()) {
+            self.last_seen = Some(newest.to_owned());
+        }
+        Ok(fresh)
+    }
+}
+
+/// From a newest-first page, the events newer than `last_seen` (still newest first), and whether
+/// `last_seen` was found on this page.
+pub fn take_new(page: &[StackEvent], last_seen: Option<&str>) -> (Vec<StackEvent>, bool) {
+    let mut new = Vec::new();
+    for event in page {
+        if last_seen.is_some() && event.event_id() == last_seen {
+            return (new, true);
+        }
+        new.push(event.clone());
+    }
+    (new, false)
+}
+
+/// `  vpc   PublicSubnet1  AWS::EC2::Subnet  CREATE_COMPLETE`, plus the reason on failures.
+pub fn format_event(label: &str, event: &StackEvent) -> String {
+    let status = event.resource_status().map(|s| s.as_str()).unwrap_or("?");
+    let mut line = format!(
+        "  {label:<4} {:<28} {:<42} {status}",
+        event.logical_resource_id().unwrap_or("?"),
+        event.resource_type().unwrap_or("?"),
+    );
+    if let Some(reason) = event
+        .resource_status_reason()
+        .filter(|_| status.contains("FAILED"))
+    {
+        line.push_str(&format!("\n         └ {reason}"));
+    }
+    line
+}
+
+/// The first failed resource and its reason, skipping the cascade of cancellations after it.
+pub fn first_failure(events: &[StackEvent]) -> Option<String> {
+    let failed = |e: &&StackEvent| {
+        e.resource_status()
+            .is_some_and(|s| s.as_str().ends_with("_FAILED"))
+    };
+    let cancelled = |e: &&StackEvent| {
+        e.resource_status_reason()
+            .is_some_and(|r| r.contains("cancelled") || r.contains("canceled"))
+    };
+    let chosen = events
+        .iter()
+        .filter(failed)
+        .find(|e| !cancelled(e))
+        .or_else(|| events.iter().find(failed))?;
+    Some(format!(
+        "{} ({}): {}",
+        chosen.logical_resource_id().unwrap_or("?"),
+        chosen.resource_type().unwrap_or("?"),
+        chosen.resource_status_reason().unwrap_or("no reason given")
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_cloudformation::types::ResourceStatus;
+
+    pub fn event(id: &str, logical: &str, status: &str, reason: Option<&str>) -> StackEvent {
+        StackEvent::builder()
+            .event_id(id)
+            .stack_id("arn:stack")
+            .stack_name("s")
+            .logical_resource_id(logical)
+            .resource_type("AWS::EC2::Subnet")
+            .resource_status(ResourceStatus::from(status))
+            .set_resource_status_reason(reason.map(str::to_owned))
+            .timestamp(aws_sdk_cloudformation::primitives::DateTime::from_secs(0))
+            .build()
+    }
+
+    #[test]
+    fn takes_only_events_newer_than_the_cursor() {
+        let page = [
+            event("3", "C", "CREATE_COMPLETE", None),
+            event("2", "B", "CREATE_COMPLETE", None),
+            event("1", "A", "CREATE_COMPLETE", None),
+        ];
+        let (new, reached) = take_new(&page, Some("2"));
+        assert!(reached);
+        assert_eq!(
+            new.iter()
+                .map(|e| e.event_id().unwrap())
+                .collect::<Vec<_>>(),
+            ["3"]
+        );
+        let (all, reached) = take_new(&page, None);
+        assert!(!reached);
+        assert_eq!(all.len(), 3);
+    }
+
+    #[test]
+    fn the_first_real_failure_wins_over_cancellations() {
+        // Oldest first, as `Cursor::poll` returns them.
+        let events = [
+            event("1", "Vpc", "CREATE_IN_PROGRESS", None),
+            event(
+                "2",
+                "Subnet",
+                "CREATE_FAILED",
+                Some("The CIDR '10.0.0.0/8' is invalid."),
+            ),
+            event(
+                "3",
+                "Igw",
+                "CREATE_FAILED",
+                Some("Resource creation cancelled"),
+            ),
+        ];
+        assert_eq!(
+            first_failure(&events).unwrap(),
+            "Subnet (AWS::EC2::Subnet): The CIDR '10.0.0.0/8' is invalid."
+        );
+        let only_cancelled = [event(
+            "3",
+            "Igw",
+            "CREATE_FAILED",
+            Some("Resource creation cancelled"),
+        )];
+        assert!(first_failure(&only_cancelled).unwrap().starts_with("Igw"));
+        assert_eq!(first_failure(&events[..1]), None);
+    }
+
+    #[test]
+    fn failure_lines_carry_the_reason() {
+        let line = format_event(
+            "vpc",
+            &event("2", "Subnet", "CREATE_FAILED", Some("bad cidr")),
+        );
+        assert!(
+            line.contains("Subnet")
+                && line.contains("CREATE_FAILED")
+                && line.ends_with("└ bad cidr"),
+            "{line}"
+        );
+        let ok = format_event(
+            "vpc",
+            &event("1", "Subnet", "CREATE_COMPLETE", Some("ignored")),
+        );
+        assert!(!ok.contains("ignored"));
+    }
+}

@@ -1,0 +1,209 @@
+//! The local AWS for `--local`: fakecloud (AGPL, so it runs only as a separate program).
+//! Started if it is not running, installed with `cargo install` if it is missing.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::ui::Ui;
+
+pub const ENDPOINT: &str = "http://127.0.0.1:4566";
+pub const REGION: &str = "us-east-1";
+pub const VERSION: &str = "0.51.0";
+const ADDR: ([u8; 4], u16) = ([127, 0, 0, 1], 4566);
+
+/// Make sure fakecloud answers on 127.0.0.1:4566: start it, installing it first if needed.
+pub async fn ensure_running(ui: &Ui, root: &Path) -> Result<()> {
+    if healthy() {
+        return Ok(());
+    }
+    let bin = match find_binary() {
+        Some(bin) => bin,
+        None => install(ui)?,
+    };
+    let log_path = root.join("target").join("fakecloud.log");
+    std::fs::create_dir_all(log_path.parent().unwrap()).context("cannot create target/")?;
+    let log = std::fs::File::create(&log_path)
+        .with_context(|| format!("cannot create {}", log_path.display()))?;
+    let spinner = ui.spinner("fakecloud");
+    spinner.set(format!(
+        "starting {} (log: {})",
+        bin.display(),
+        log_path.display()
+    ));
+    let mut cmd = Command::new(&bin);
+    cmd.args(["--addr", "127.0.0.1:4566"])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().context("cannot share the log file")?)
+        .stderr(log);
+    // Its own process group: it keeps running after this command (and survives its Ctrl-C).
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("cannot start {}", bin.display()))?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !healthy() {
+        if let Some(status) = child.try_wait()? {
+            spinner.failed("exited");
+            bail!(
+                "fakecloud exited at start ({status}): see {}; is port 4566 taken by another program?",
+                log_path.display()
+            );
+        }
+        if Instant::now() > deadline {
+            spinner.failed("no answer");
+            bail!(
+                "fakecloud did not answer on {ENDPOINT} within 60 s: see {}",
+                log_path.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    spinner.done(format!("running on {ENDPOINT} (pid {})", child.id()));
+    Ok(())
+}
+
+/// `FAKECLOUD_BIN`, then `~/.cargo/bin/fakecloud` (or `$CARGO_HOME/bin`), then `PATH`.
+fn find_binary() -> Option<PathBuf> {
+    if let Some(bin) = std::env::var_os("FAKECLOUD_BIN") {
+        return Some(PathBuf::from(bin));
+    }
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))?;
+    let candidate = cargo_home.join("bin").join("fakecloud");
+    if candidate.is_file() {
+        return Some(candidate);
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join("fakecloud"))
+        .find(|p| p.is_file())
+}
+
+fn install(ui: &Ui) -> Result<PathBuf> {
+    ui.line(format!(
+        "fakecloud is not installed: installing it with `cargo install fakecloud --version {VERSION} --locked`. \
+         This compiles once and takes a while (about 35 min on 2 cores); cargo shows its progress below."
+    ));
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["install", "fakecloud", "--version", VERSION, "--locked"])
+        .status()
+        .context("cannot run `cargo install`")?;
+    if !status.success() {
+        bail!("`cargo install fakecloud --version {VERSION} --locked` failed ({status}): see cargo's output above");
+    }
+    find_binary().context(
+        "fakecloud was installed but is not in ~/.cargo/bin: add cargo's bin directory to PATH",
+    )
+}
+
+fn healthy() -> bool {
+    matches!(http_get("/_fakecloud/health"), Ok((200, _)))
+}
+
+/// Where an ALB answers locally: fakecloud binds each active ALB on 127.0.0.1:<port>.
+pub async fn load_balancer_url(lb_arn: &str) -> Result<String> {
+    let (status, body) = http_get("/_fakecloud/elbv2/load-balancers")?;
+    if status != 200 {
+        bail!("fakecloud's load balancer list answered HTTP {status}");
+    }
+    let port = bound_port(&body, lb_arn)?;
+    Ok(format!("http://127.0.0.1:{port}"))
+}
+
+fn bound_port(body: &str, lb_arn: &str) -> Result<u16> {
+    let json: serde_json::Value =
+        serde_json::from_str(body).context("fakecloud's load balancer list is not JSON")?;
+    let lb = json["loadBalancers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|lb| lb["arn"] == lb_arn)
+        .with_context(|| format!("fakecloud does not know the load balancer {lb_arn}"))?;
+    lb["boundPort"]
+        .as_u64()
+        .and_then(|p| u16::try_from(p).ok())
+        .context("fakecloud has not bound the load balancer to a local port yet")
+}
+
+/// A tiny HTTP/1.1 GET over loopback (fakecloud's own API and the deployed app).
+pub fn http_get(path: &str) -> Result<(u16, String)> {
+    http_get_at(SocketAddr::from(ADDR), path)
+}
+
+pub fn http_get_at(addr: SocketAddr, path: &str) -> Result<(u16, String)> {
+    let timeout = Duration::from_secs(5);
+    let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let raw = String::from_utf8_lossy(&raw);
+    let status = raw
+        .get(9..12)
+        .and_then(|s| s.parse().ok())
+        .context("not an HTTP response")?;
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let chunked = head.lines().any(|l| {
+        l.to_ascii_lowercase().starts_with("transfer-encoding:")
+            && l.to_ascii_lowercase().contains("chunked")
+    });
+    Ok((
+        status,
+        if chunked {
+            dechunk(body)
+        } else {
+            body.to_owned()
+        },
+    ))
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_bound_port_of_the_right_load_balancer() {
+        let body = r#"{"loadBalancers":[{"arn":"a1","boundPort":4001},{"arn":"a2","boundPort":4002},{"arn":"a3"}]}"#;
+        assert_eq!(bound_port(body, "a2").unwrap(), 4002);
+        assert!(bound_port(body, "a3")
+            .unwrap_err()
+            .to_string()
+            .contains("not bound"));
+        assert!(bound_port(body, "zz")
+            .unwrap_err()
+            .to_string()
+            .contains("does not know"));
+    }
+
+    #[test]
+    fn chunked_bodies_are_reassembled() {
+        assert_eq!(
+            dechunk("5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"),
+            "hello world"
+        );
+    }
+}

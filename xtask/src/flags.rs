@@ -1,0 +1,70 @@
+//! The command line. Everything a user can type is declared here; `main.rs` only dispatches.
+
+use clap::{Args, Parser, Subcommand};
+
+/// Ship the app in this workspace to AWS ECS on Fargate.
+///
+/// Credentials, region and endpoint come from the standard AWS chain (AWS_PROFILE, AWS_REGION,
+/// AWS_ENDPOINT_URL, ~/.aws/config, SSO, ...). `--local` targets fakecloud on 127.0.0.1:4566 instead.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", version, about, long_about = None, propagate_version = true)]
+pub struct Xtask {
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Deploy the vpc and ecr stacks, push the image, deploy the ecs stack, wait for the service.
+    Deploy(Deploy),
+    /// Build the image (if needed) and push it to the environment's ECR repository.
+    PushImage(PushImage),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct Target {
+    /// Environment: parameters come from infra/env/<ENV>.yaml.
+    #[arg(long, short, default_value = "dev", env = "XTASK_ENV")]
+    pub env: String,
+    /// Use fakecloud on http://127.0.0.1:4566 with dummy credentials (started, or installed, if needed).
+    #[arg(long)]
+    pub local: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct Deploy {
+    #[command(flatten)]
+    pub target: Target,
+    /// Execute change sets without asking.
+    #[arg(long, short)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PushImage {
+    #[command(flatten)]
+    pub target: Target,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Xtask::command().debug_assert();
+    }
+
+    #[test]
+    fn deploy_defaults_to_dev_and_real_aws() {
+        let Xtask {
+            cmd: Cmd::Deploy(d),
+        } = Xtask::parse_from(["xtask", "deploy"])
+        else {
+            panic!("not deploy")
+        };
+        assert_eq!(d.target.env, "dev");
+        assert!(!d.target.local && !d.yes);
+    }
+}

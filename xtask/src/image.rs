@@ -1,0 +1,312 @@
+//! The image logic: build the app as a static binary on the host, then a `FROM scratch` image
+//! through the Docker Engine API from an in-memory context. The tag is derived from the inputs.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use bollard::query_parameters::BuildImageOptionsBuilder;
+use bollard::Docker;
+use sha2::{Digest, Sha256};
+use xshell::{cmd, Shell};
+
+use crate::ui::Ui;
+
+/// A local image ready to push.
+#[derive(Debug, Clone)]
+pub struct Image {
+    /// `<name>:<tag>` in the local engine.
+    pub local_ref: String,
+    pub tag: String,
+    /// Fargate's name for the architecture (`X86_64`, `ARM64`).
+    pub cpu_architecture: String,
+    pub size_bytes: u64,
+    /// False when the engine already had this tag.
+    pub built: bool,
+}
+
+/// Build the binary and, if the engine does not have it yet, the image.
+pub async fn ensure(root: &Path, docker: &Docker, ui: &Ui, name: &str) -> Result<Image> {
+    let sh = Shell::new().context("cannot start a shell")?;
+    sh.change_dir(root);
+    let revision = git_revision(&sh);
+    let triple = host_triple()?;
+
+    let spinner = ui.spinner("app binary");
+    spinner.set(format!(
+        "cargo build --release -p app --target {triple} (static)"
+    ));
+    let binary = build_static_binary(&sh, root, triple, &revision)?;
+    let bytes =
+        std::fs::read(&binary).with_context(|| format!("cannot read {}", binary.display()))?;
+    if !is_static_elf(&bytes) {
+        spinner.failed("dynamically linked");
+        bail!(
+            "{} is dynamically linked, so it cannot run in a FROM scratch image: \
+             make sure RUSTFLAGS does not override `-C target-feature=+crt-static`",
+            binary.display()
+        );
+    }
+    spinner.done(format!(
+        "{} ({:.1} MiB)",
+        binary.display(),
+        bytes.len() as f64 / 1048576.0
+    ));
+
+    let dockerfile_path = root.join("app").join("Dockerfile");
+    let dockerfile = std::fs::read(&dockerfile_path)
+        .with_context(|| format!("cannot read {}", dockerfile_path.display()))?;
+    let tag = content_tag(&revision, &dockerfile, &bytes);
+    let local_ref = format!("{name}:{tag}");
+
+    let spinner = ui.spinner("image");
+    let built = match docker.inspect_image(&local_ref).await {
+        Ok(_) => false,
+        Err(_) => {
+            spinner.set("docker build (FROM scratch)");
+            let context = build_context(&dockerfile, &bytes)?;
+            let args = HashMap::from([
+                ("VERSION", env_version(root)),
+                ("REVISION", revision.clone()),
+                ("SOURCE", "cargo xtask".to_owned()),
+            ]);
+            let options = BuildImageOptionsBuilder::default()
+                .dockerfile("Dockerfile")
+                .t(&local_ref)
+                .rm(true)
+                .forcerm(true)
+                .buildargs(&args)
+                .build();
+            let stream =
+                docker.build_image(options, None, Some(bollard::body_full(context.into())));
+            crate::docker::drain(stream, |info: &bollard::models::BuildInfo| {
+                if let Some(err) = &info.error_detail {
+                    bail!(
+                        "docker build failed: {}",
+                        err.message.clone().unwrap_or_default()
+                    );
+                }
+                if let Some(line) = info
+                    .stream
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|l| l.starts_with("Step"))
+                {
+                    spinner.set(line.to_owned());
+                }
+                Ok(())
+            })
+            .await
+            .context("building the image failed")?;
+            true
+        }
+    };
+    let inspect = docker
+        .inspect_image(&local_ref)
+        .await
+        .with_context(|| format!("the engine has no image {local_ref} after building it"))?;
+    let arch = inspect.architecture.unwrap_or_default();
+    let image = Image {
+        local_ref,
+        tag,
+        cpu_architecture: fargate_architecture(&arch)?.to_owned(),
+        size_bytes: inspect.size.unwrap_or(0).max(0) as u64,
+        built,
+    };
+    spinner.done(format!(
+        "{} ({}, {:.1} MiB{})",
+        image.local_ref,
+        arch,
+        image.size_bytes as f64 / 1048576.0,
+        if built { "" } else { ", already built" }
+    ));
+    Ok(image)
+}
+
+fn build_static_binary(sh: &Shell, root: &Path, triple: &str, revision: &str) -> Result<PathBuf> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let flags_var = format!(
+        "CARGO_TARGET_{}_RUSTFLAGS",
+        triple.to_uppercase().replace('-', "_")
+    );
+    cmd!(
+        sh,
+        "{cargo} build --release --locked --quiet -p app --target {triple}"
+    )
+    .env(flags_var, "-C target-feature=+crt-static")
+    .env("APP_GIT_REVISION", revision)
+    .run()
+    .context("building the app failed: fix the compile errors above and run again")?;
+    Ok(root.join("target").join(triple).join("release").join("app"))
+}
+
+fn host_triple() -> Result<&'static str> {
+    match (std::env::consts::OS, std::env::consts::ARCH) {
+        ("linux", "x86_64") => Ok("x86_64-unknown-linux-gnu"),
+        ("linux", "aarch64") => Ok("aarch64-unknown-linux-gnu"),
+        (os, arch) => bail!(
+            "building the image needs a Linux host (x86_64 or aarch64), this is {os}/{arch}: \
+             run `cargo xtask` in a Linux VM or CI runner"
+        ),
+    }
+}
+
+/// Docker's architecture name to the task definition's `CpuArchitecture`.
+pub fn fargate_architecture(docker_arch: &str) -> Result<&'static str> {
+    match docker_arch {
+        "amd64" => Ok("X86_64"),
+        "arm64" => Ok("ARM64"),
+        other => bail!("the image is built for {other:?}, but Fargate runs only amd64 and arm64"),
+    }
+}
+
+/// `abc1234def56` (or `...-dirty` when the work tree has uncommitted changes); `nogit` outside git.
+fn git_revision(sh: &Shell) -> String {
+    let Ok(rev) = cmd!(sh, "git rev-parse --short=12 HEAD")
+        .quiet()
+        .ignore_stderr()
+        .read()
+    else {
+        return "nogit".into();
+    };
+    let dirty = cmd!(sh, "git status --porcelain --untracked-files=no")
+        .quiet()
+        .ignore_stderr()
+        .read()
+        .map(|s| !s.trim().is_empty())
+        .unwrap_or(false);
+    if dirty {
+        format!("{rev}-dirty")
+    } else {
+        rev
+    }
+}
+
+fn env_version(root: &Path) -> String {
+    std::fs::read_to_string(root.join("app").join("Cargo.toml"))
+        .ok()
+        .and_then(|t| {
+            t.lines().find_map(|l| {
+                l.strip_prefix("version = ")
+                    .map(|v| v.trim_matches('"').to_owned())
+            })
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Deterministic tag: the revision plus a hash of everything that goes into the image.
+/// The same inputs always give the same tag; different inputs never share one.
+pub fn content_tag(revision: &str, dockerfile: &[u8], binary: &[u8]) -> String {
+    let mut h = Sha256::new();
+    for part in [dockerfile, binary] {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part);
+    }
+    let hex: String = h
+        .finalize()
+        .iter()
+        .take(6)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("{revision}-{hex}")
+}
+
+/// The build context as an in-memory tar: the Dockerfile and the binary (mode 0555).
+pub fn build_context(dockerfile: &[u8], binary: &[u8]) -> Result<Vec<u8>> {
+    let mut tar = tar::Builder::new(Vec::new());
+    for (name, data, mode) in [("Dockerfile", dockerfile, 0o444), ("app", binary, 0o555)] {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(mode);
+        header.set_mtime(0);
+        header.set_cksum();
+        tar.append_data(&mut header, name, data)
+            .context("cannot build the image context")?;
+    }
+    tar.into_inner().context("cannot build the image context")
+}
+
+/// True for a 64-bit little-endian ELF file without a program interpreter (statically linked).
+pub fn is_static_elf(bytes: &[u8]) -> bool {
+    let u16_at = |o: usize| {
+        bytes
+            .get(o..o + 2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]) as usize)
+    };
+    let u32_at = |o: usize| {
+        bytes
+            .get(o..o + 4)
+            .map(|b| u32::from_le_bytes(b.try_into().unwrap()))
+    };
+    let u64_at = |o: usize| {
+        bytes
+            .get(o..o + 8)
+            .map(|b| u64::from_le_bytes(b.try_into().unwrap()) as usize)
+    };
+    if bytes.get(..6) != Some(b"\x7fELF\x02\x01") {
+        return false;
+    }
+    let (Some(phoff), Some(phentsize), Some(phnum)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38))
+    else {
+        return false;
+    };
+    const PT_INTERP: u32 = 3;
+    (0..phnum).all(|i| u32_at(phoff + i * phentsize).is_some_and(|t| t != PT_INTERP))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tag_is_deterministic_and_follows_the_content() {
+        let a = content_tag("abc", b"FROM scratch", b"binary-1");
+        assert_eq!(a, content_tag("abc", b"FROM scratch", b"binary-1"));
+        assert_ne!(a, content_tag("abc", b"FROM scratch", b"binary-2"));
+        assert_ne!(a, content_tag("abc", b"FROM scratch\n", b"binary-1"));
+        // Moving bytes between the two inputs changes the tag too.
+        assert_ne!(
+            content_tag("abc", b"ab", b"c"),
+            content_tag("abc", b"a", b"bc")
+        );
+        assert!(a.starts_with("abc-") && a.len() == "abc-".len() + 12, "{a}");
+        assert_ne!(a, "latest");
+    }
+
+    #[test]
+    fn context_holds_dockerfile_and_executable_binary() {
+        let tar_bytes = build_context(b"FROM scratch\n", b"\x7fELF...").unwrap();
+        let mut archive = tar::Archive::new(tar_bytes.as_slice());
+        let entries: Vec<(String, u32, u64)> = archive
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (
+                    e.path().unwrap().display().to_string(),
+                    e.header().mode().unwrap(),
+                    e.size(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            entries,
+            [("Dockerfile".into(), 0o444, 13), ("app".into(), 0o555, 7)]
+        );
+    }
+
+    #[test]
+    fn a_dynamically_linked_binary_is_not_static() {
+        // This test binary is a normal (dynamically linked) Rust executable.
+        let me = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        assert!(!is_static_elf(&me));
+        assert!(!is_static_elf(b"#!/bin/sh\n"));
+    }
+
+    #[test]
+    fn architectures_map_to_fargate_names() {
+        assert_eq!(fargate_architecture("amd64").unwrap(), "X86_64");
+        assert_eq!(fargate_architecture("arm64").unwrap(), "ARM64");
+        assert!(fargate_architecture("s390x").is_err());
+    }
+}

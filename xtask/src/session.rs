@@ -1,0 +1,98 @@
+//! What every command starts from: the environment's parameters, the AWS clients (real AWS or
+//! fakecloud), the UI, and how often to poll.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use crate::aws::{self, Clients};
+use crate::fakecloud;
+use crate::flags::Target;
+use crate::project::{Environment, StackKind};
+use crate::stack;
+use crate::ui::Ui;
+
+pub struct Session {
+    pub root: PathBuf,
+    pub env: Environment,
+    pub clients: Clients,
+    pub ui: Ui,
+    pub local: bool,
+    /// Delay between status checks: short locally, a few seconds on AWS (never the SDK waiters' 30 s).
+    pub poll: Duration,
+}
+
+impl Session {
+    pub async fn open(root: &Path, target: &Target) -> Result<Session> {
+        let env = Environment::load(root, &target.env)?;
+        let ui = Ui::new();
+        if target.local {
+            fakecloud::ensure_running(&ui, root).await?;
+        }
+        let config = aws::load(target.local).await?;
+        Ok(Session {
+            root: root.to_owned(),
+            env,
+            clients: Clients::new(&config),
+            ui,
+            local: target.local,
+            poll: if target.local {
+                Duration::from_millis(500)
+            } else {
+                Duration::from_secs(3)
+            },
+        })
+    }
+
+    /// The stack of `kind`, with its template and parameters (plus `extra` computed values).
+    pub fn stack(&self, kind: StackKind, extra: &[(&str, String)]) -> Result<stack::Stack> {
+        let path = self.env.template_path(kind);
+        let template = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "cannot read the {} template {}",
+                kind.name(),
+                path.display()
+            )
+        })?;
+        Ok(stack::Stack {
+            name: self.env.stack_name(kind),
+            label: kind.name().to_owned(),
+            template,
+            parameters: self.env.parameters(kind, extra),
+            tags: vec![
+                ("project".into(), self.env.project.clone()),
+                ("environment".into(), self.env.name.clone()),
+                ("managed-by".into(), "cargo-xtask".into()),
+            ],
+        })
+    }
+
+    /// The ECR repository name, from the ecr stack's outputs.
+    pub async fn repository_name(&self) -> Result<String> {
+        let name = self.env.stack_name(StackKind::Ecr);
+        let stack = stack::describe(&self.clients.cfn, &name)
+            .await?
+            .with_context(|| {
+                format!(
+                    "the ecr stack {name} does not exist yet: run `cargo xtask deploy{}` first",
+                    self.flag_suffix()
+                )
+            })?;
+        stack::outputs(&stack)
+            .remove("RepositoryName")
+            .with_context(|| format!("stack {name} has no RepositoryName output: deploy it again"))
+    }
+
+    /// `--env X --local` as the user would type it, for messages that suggest a command.
+    pub fn flag_suffix(&self) -> String {
+        let mut s = String::new();
+        if self.env.name != "dev" {
+            s.push_str(&format!(" --env {}", self.env.name));
+        }
+        if self.local {
+            s.push_str(" --local");
+        }
+        s
+    }
+}

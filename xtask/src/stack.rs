@@ -1,0 +1,434 @@
+//! The stack logic: a `Stack` is plain data; `deploy` brings it up to date through a change set
+//! (create → describe → execute), follows its events, and returns a typed outcome.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context, Result};
+use aws_sdk_cloudformation::error::ProvideErrorMetadata;
+use aws_sdk_cloudformation::types::{
+    Capability, Change, ChangeSetStatus, ChangeSetType, Parameter, StackEvent, Tag,
+};
+use aws_sdk_cloudformation::Client;
+
+use crate::aws::aws_error;
+use crate::events::{self, Cursor};
+use crate::ui::Spinner;
+
+/// CloudFormation refuses inline template bodies larger than this.
+pub const MAX_INLINE_TEMPLATE: usize = 51_200;
+
+/// What to deploy.
+#[derive(Debug, Clone)]
+pub struct Stack {
+    pub name: String,
+    /// Short label for progress lines (`vpc`, `ecr`, `ecs`).
+    pub label: String,
+    pub template: String,
+    pub parameters: BTreeMap<String, String>,
+    pub tags: Vec<(String, String)>,
+}
+
+/// Decides whether a change set may run (a prompt on a terminal, always yes with `--yes`).
+pub type Approve<'a> = dyn Fn(&Stack, &[ChangeRow]) -> bool + Send + Sync + 'a;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    NoChanges,
+    Created,
+    Updated,
+}
+
+#[derive(Debug)]
+pub struct Deployed {
+    pub outcome: Outcome,
+    pub outputs: BTreeMap<String, String>,
+}
+
+/// One line of a change set: resource, action, replacement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeRow {
+    pub logical_id: String,
+    pub resource_type: String,
+    pub action: String,
+    pub replacement: bool,
+}
+
+/// What to do with a stack, given its current status (`None`: it does not exist).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Plan {
+    Create,
+    Update,
+    /// `ROLLBACK_COMPLETE`: a failed first create; AWS only allows deleting it.
+    Recreate,
+    /// Another operation is running; wait for it to settle.
+    Wait,
+    Refuse(String),
+}
+
+pub fn plan(stack: &str, status: Option<&str>) -> Plan {
+    match status {
+        None | Some("REVIEW_IN_PROGRESS") | Some("DELETE_COMPLETE") => Plan::Create,
+        Some("ROLLBACK_COMPLETE") => Plan::Recreate,
+        Some("UPDATE_ROLLBACK_FAILED") => Plan::Refuse(format!(
+            "stack {stack} is UPDATE_ROLLBACK_FAILED: fix the resource named in its events, then run \
+             `aws cloudformation continue-update-rollback --stack-name {stack}` and deploy again"
+        )),
+        Some("DELETE_FAILED") | Some("ROLLBACK_FAILED") => Plan::Refuse(format!(
+            "stack {stack} is {}: delete it with `aws cloudformation delete-stack --stack-name {stack}` \
+             (retaining the resource that failed) and deploy again",
+            status.unwrap()
+        )),
+        Some(s) if s.ends_with("_IN_PROGRESS") => Plan::Wait,
+        Some(_) => Plan::Update,
+    }
+}
+
+/// Where a stack operation stands.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Progress {
+    InProgress,
+    Succeeded,
+    Failed,
+}
+
+pub fn progress(status: &str) -> Progress {
+    match status {
+        "CREATE_COMPLETE" | "UPDATE_COMPLETE" | "IMPORT_COMPLETE" | "DELETE_COMPLETE" => {
+            Progress::Succeeded
+        }
+        s if s.ends_with("_IN_PROGRESS") => Progress::InProgress,
+        _ => Progress::Failed,
+    }
+}
+
+/// True when a FAILED change set only means "nothing to do".
+pub fn is_empty_change_set(reason: &str) -> bool {
+    reason.contains("didn't contain changes") || reason.contains("No updates are to be performed")
+}
+
+/// The stack's status and outputs, or `None` if it does not exist.
+pub async fn describe(
+    cfn: &Client,
+    name: &str,
+) -> Result<Option<aws_sdk_cloudformation::types::Stack>> {
+    match cfn.describe_stacks().stack_name(name).send().await {
+        Ok(out) => Ok(out.stacks().first().cloned()),
+        Err(e) if e.message().is_some_and(|m| m.contains("does not exist")) => Ok(None),
+        Err(e) => Err(aws_error(e)).with_context(|| format!("cannot describe stack {name}")),
+    }
+}
+
+pub fn outputs(stack: &aws_sdk_cloudformation::types::Stack) -> BTreeMap<String, String> {
+    stack
+        .outputs()
+        .iter()
+        .filter_map(|o| Some((o.output_key()?.to_owned(), o.output_value()?.to_owned())))
+        .collect()
+}
+
+/// Bring `stack` up to date. `poll` is the delay between status checks.
+/// `approve` sees the change set before it runs and may refuse it (nothing is changed then).
+pub async fn deploy(
+    cfn: &Client,
+    stack: &Stack,
+    poll: Duration,
+    spinner: &Spinner,
+    approve: &Approve<'_>,
+) -> Result<Deployed> {
+    if stack.template.len() > MAX_INLINE_TEMPLATE {
+        bail!(
+            "template for stack {} is {} bytes, over CloudFormation's {MAX_INLINE_TEMPLATE}-byte inline limit: \
+             split it or move resources to another stack",
+            stack.name,
+            stack.template.len()
+        );
+    }
+    let kind = loop {
+        let current = describe(cfn, &stack.name).await?;
+        let status = current
+            .as_ref()
+            .and_then(|s| s.stack_status())
+            .map(|s| s.as_str().to_owned());
+        match plan(&stack.name, status.as_deref()) {
+            Plan::Create => break ChangeSetType::Create,
+            Plan::Update => break ChangeSetType::Update,
+            Plan::Refuse(why) => bail!(why),
+            Plan::Wait => {
+                spinner.set(format!(
+                    "waiting: another operation is running ({})",
+                    status.unwrap_or_default()
+                ));
+                tokio::time::sleep(poll.max(Duration::from_millis(100))).await;
+            }
+            Plan::Recreate => {
+                spinner.note(format!(
+                    "  {} stack {} is ROLLBACK_COMPLETE (its first create failed): deleting it to create it again",
+                    stack.label, stack.name
+                ));
+                delete_and_wait(cfn, &stack.name, poll, spinner).await?;
+            }
+        }
+    };
+
+    spinner.set("creating change set");
+    let change_set = ChangeSet::create(cfn, stack, kind.clone()).await?;
+    let changes = match change_set.wait_ready(poll).await {
+        Ok(Ready::Empty) => {
+            change_set.delete().await;
+            return Ok(Deployed {
+                outcome: Outcome::NoChanges,
+                outputs: current_outputs(cfn, &stack.name).await?,
+            });
+        }
+        Ok(Ready::Changes(changes)) => changes,
+        Err(e) => {
+            change_set.delete().await;
+            return Err(e);
+        }
+    };
+    let rows: Vec<ChangeRow> = changes.iter().filter_map(change_row).collect();
+    for row in &rows {
+        spinner.note(format!(
+            "  {:<4} {:<28} {:<42} {}{}",
+            stack.label,
+            row.logical_id,
+            row.resource_type,
+            row.action,
+            if row.replacement {
+                " (replacement)"
+            } else {
+                ""
+            }
+        ));
+    }
+
+    if !approve(stack, &rows) {
+        change_set.delete().await;
+        bail!(
+            "deployment of stack {} cancelled: nothing was changed",
+            stack.name
+        );
+    }
+
+    let mut cursor = Cursor::at_latest(cfn, &stack.name).await?;
+    spinner.set("executing change set");
+    change_set.execute().await?;
+
+    let mut seen: Vec<StackEvent> = Vec::new();
+    loop {
+        let fresh = cursor.poll(cfn, &stack.name).await?;
+        for e in &fresh {
+            spinner.note(events::format_event(&stack.label, e));
+        }
+        seen.extend(fresh);
+        let current = describe(cfn, &stack.name)
+            .await?
+            .with_context(|| format!("stack {} disappeared while deploying", stack.name))?;
+        let status = current
+            .stack_status()
+            .map(|s| s.as_str())
+            .unwrap_or("UNKNOWN");
+        match progress(status) {
+            Progress::InProgress => spinner.set(status.to_owned()),
+            Progress::Succeeded => {
+                let outcome = if kind == ChangeSetType::Create {
+                    Outcome::Created
+                } else {
+                    Outcome::Updated
+                };
+                return Ok(Deployed {
+                    outcome,
+                    outputs: outputs(&current),
+                });
+            }
+            Progress::Failed => {
+                let reason = events::first_failure(&seen)
+                    .or_else(|| current.stack_status_reason().map(str::to_owned))
+                    .unwrap_or_else(|| "no reason given".into());
+                bail!(
+                    "stack {} failed and is now {status}. First failure: {reason}. \
+                     Fix it (template or infra/env parameters) and deploy again",
+                    stack.name
+                );
+            }
+        }
+        tokio::time::sleep(poll).await;
+    }
+}
+
+async fn current_outputs(cfn: &Client, name: &str) -> Result<BTreeMap<String, String>> {
+    Ok(describe(cfn, name)
+        .await?
+        .map(|s| outputs(&s))
+        .unwrap_or_default())
+}
+
+async fn delete_and_wait(
+    cfn: &Client,
+    name: &str,
+    poll: Duration,
+    spinner: &Spinner,
+) -> Result<()> {
+    cfn.delete_stack()
+        .stack_name(name)
+        .send()
+        .await
+        .map_err(aws_error)
+        .with_context(|| format!("cannot delete stack {name}"))?;
+    loop {
+        let status = describe(cfn, name)
+            .await?
+            .and_then(|s| s.stack_status().map(|s| s.as_str().to_owned()));
+        match status.as_deref() {
+            None | Some("DELETE_COMPLETE") => return Ok(()),
+            Some("DELETE_FAILED") => bail!(
+                "could not delete stack {name} (DELETE_FAILED): see its events in the console"
+            ),
+            Some(s) => spinner.set(format!("deleting ({s})")),
+        }
+        tokio::time::sleep(poll.max(Duration::from_millis(100))).await;
+    }
+}
+
+fn change_row(change: &Change) -> Option<ChangeRow> {
+    let rc = change.resource_change()?;
+    Some(ChangeRow {
+        logical_id: rc.logical_resource_id().unwrap_or("?").to_owned(),
+        resource_type: rc.resource_type().unwrap_or("?").to_owned(),
+        action: rc
+            .action()
+            .map(|a| a.as_str().to_owned())
+            .unwrap_or_default(),
+        replacement: rc.replacement().is_some_and(|r| r.as_str() != "False"),
+    })
+}
+
+enum Ready {
+    Empty,
+    Changes(Vec<Change>),
+}
+
+/// A change set we created; deleted again when it is empty or fails.
+struct ChangeSet<'a> {
+    cfn: &'a Client,
+    stack: String,
+    name: String,
+}
+
+impl<'a> ChangeSet<'a> {
+    async fn create(cfn: &'a Client, stack: &Stack, kind: ChangeSetType) -> Result<ChangeSet<'a>> {
+        let millis = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis();
+        let name = format!("xtask-{millis}");
+        let parameters = stack
+            .parameters
+            .iter()
+            .map(|(k, v)| {
+                Parameter::builder()
+                    .parameter_key(k)
+                    .parameter_value(v)
+                    .build()
+            })
+            .collect();
+        let tags = stack
+            .tags
+            .iter()
+            .map(|(k, v)| Tag::builder().key(k).value(v).build())
+            .collect();
+        cfn.create_change_set()
+            .stack_name(&stack.name)
+            .change_set_name(&name)
+            .change_set_type(kind)
+            .template_body(&stack.template)
+            .set_parameters(Some(parameters))
+            .capabilities(Capability::CapabilityIam)
+            .capabilities(Capability::CapabilityNamedIam)
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .map_err(aws_error)
+            .with_context(|| {
+                format!(
+                    "CloudFormation rejected the change set for stack {}",
+                    stack.name
+                )
+            })?;
+        Ok(ChangeSet {
+            cfn,
+            stack: stack.name.clone(),
+            name,
+        })
+    }
+
+    async fn wait_ready(&self, poll: Duration) -> Result<Ready> {
+        // Change sets are usually ready within a second: start fast, then settle at `poll`.
+        let mut delay = Duration::from_millis(100).min(poll);
+        loop {
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(poll);
+            let mut changes = Vec::new();
+            let mut token = None;
+            let (status, reason) = loop {
+                let out = self
+                    .cfn
+                    .describe_change_set()
+                    .stack_name(&self.stack)
+                    .change_set_name(&self.name)
+                    .set_next_token(token)
+                    .send()
+                    .await
+                    .map_err(aws_error)
+                    .with_context(|| {
+                        format!("cannot describe the change set for stack {}", self.stack)
+                    })?;
+                changes.extend(out.changes().iter().cloned());
+                token = out.next_token().map(str::to_owned);
+                if token.is_none() {
+                    break (
+                        out.status().cloned(),
+                        out.status_reason().unwrap_or_default().to_owned(),
+                    );
+                }
+            };
+            match status {
+                Some(ChangeSetStatus::CreateComplete) => return Ok(Ready::Changes(changes)),
+                Some(ChangeSetStatus::Failed) if is_empty_change_set(&reason) => {
+                    return Ok(Ready::Empty)
+                }
+                Some(ChangeSetStatus::Failed) => {
+                    bail!("the change set for stack {} failed: {reason}", self.stack)
+                }
+                _ => {}
+            }
+        }
+    }
+
+    async fn execute(&self) -> Result<()> {
+        self.cfn
+            .execute_change_set()
+            .stack_name(&self.stack)
+            .change_set_name(&self.name)
+            .send()
+            .await
+            .map_err(aws_error)
+            .with_context(|| format!("deploying stack {} failed", self.stack))?;
+        Ok(())
+    }
+
+    /// Best effort: an undeleted change set is harmless clutter.
+    async fn delete(&self) {
+        let _ = self
+            .cfn
+            .delete_change_set()
+            .stack_name(&self.stack)
+            .change_set_name(&self.name)
+            .send()
+            .await;
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,193 @@
+//! The terminal UI: spinners with elapsed time on a terminal, plain timestamped lines otherwise
+//! (CI logs stay readable), and the one-line error rendering every command ends with.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// Progress output goes to stderr; results (URLs, digests, summaries) go to stdout.
+#[derive(Clone)]
+pub struct Ui {
+    multi: MultiProgress,
+    live: bool,
+    started: Instant,
+}
+
+impl Ui {
+    pub fn new() -> Ui {
+        let live = std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
+        let target = if live {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        Ui {
+            multi: MultiProgress::with_draw_target(target),
+            live,
+            started: Instant::now(),
+        }
+    }
+
+    /// A line above the spinners (or a plain line when not on a terminal).
+    pub fn line(&self, text: impl AsRef<str>) {
+        if self.live {
+            let _ = self.multi.println(text.as_ref());
+        } else {
+            eprintln!(
+                "[{:>6}] {}",
+                format_duration(self.started.elapsed()),
+                text.as_ref()
+            );
+        }
+    }
+
+    /// Start a long wait: a spinner labelled `label`, whose message can change as it goes.
+    pub fn spinner(&self, label: impl Into<String>) -> Spinner {
+        let label = label.into();
+        let bar = self.live.then(|| {
+            let pb = self.multi.add(ProgressBar::new_spinner());
+            pb.set_style(
+                ProgressStyle::with_template("{spinner:.cyan} {prefix:<28} {wide_msg} [{elapsed}]")
+                    .expect("valid template"),
+            );
+            pb.set_prefix(label.clone());
+            pb.enable_steady_tick(Duration::from_millis(120));
+            pb
+        });
+        if !self.live {
+            self.line(format!("{label} ..."));
+        }
+        Spinner {
+            ui: self.clone(),
+            bar,
+            label,
+            started: Instant::now(),
+            last: Mutex::new(String::new()),
+        }
+    }
+}
+
+pub struct Spinner {
+    ui: Ui,
+    bar: Option<ProgressBar>,
+    label: String,
+    started: Instant,
+    last: Mutex<String>,
+}
+
+impl Spinner {
+    /// Update the status; on plain output a line is printed only when the status changes.
+    pub fn set(&self, msg: impl Into<String>) {
+        let msg = msg.into();
+        match &self.bar {
+            Some(pb) => pb.set_message(msg),
+            None => {
+                let mut last = self.last.lock().unwrap();
+                if *last != msg {
+                    self.ui.line(format!("{}: {msg}", self.label));
+                    *last = msg;
+                }
+            }
+        }
+    }
+
+    /// Print a line above the spinner (stack events, log lines).
+    pub fn note(&self, text: impl AsRef<str>) {
+        self.ui.line(text);
+    }
+
+    /// Finish with a ✔ and the time taken; returns that time.
+    pub fn done(self, msg: impl AsRef<str>) -> Duration {
+        self.end('✔', msg.as_ref())
+    }
+
+    /// Finish with a ✘ (the error itself is reported by the caller).
+    pub fn failed(self, msg: impl AsRef<str>) -> Duration {
+        self.end('✘', msg.as_ref())
+    }
+
+    fn end(self, mark: char, msg: &str) -> Duration {
+        let took = self.started.elapsed();
+        if let Some(pb) = &self.bar {
+            pb.finish_and_clear();
+            self.ui.multi.remove(pb);
+        }
+        self.ui.line(format!(
+            "{mark} {:<28} {msg} [{}]",
+            self.label,
+            format_duration(took)
+        ));
+        took
+    }
+}
+
+impl Drop for Spinner {
+    fn drop(&mut self) {
+        if let Some(pb) = &self.bar {
+            if !pb.is_finished() {
+                pb.finish_and_clear();
+            }
+        }
+    }
+}
+
+impl Ui {
+    /// Ask a yes/no question on the terminal (spinners pause meanwhile). `None` when stdin is not
+    /// a terminal: we never wait for input that cannot come.
+    pub fn confirm(&self, question: &str) -> Option<bool> {
+        if !std::io::stdin().is_terminal() {
+            return None;
+        }
+        Some(self.multi.suspend(|| {
+            eprint!("{question} [y/N] ");
+            let mut answer = String::new();
+            let _ = std::io::stdin().read_line(&mut answer);
+            matches!(answer.trim(), "y" | "Y" | "yes" | "YES")
+        }))
+    }
+}
+
+/// `0.4s`, `12.3s`, `2m05s`.
+pub fn format_duration(d: Duration) -> String {
+    let secs = d.as_secs_f64();
+    if secs < 60.0 {
+        format!("{secs:.1}s")
+    } else {
+        format!("{}m{:02}s", d.as_secs() / 60, d.as_secs() % 60)
+    }
+}
+
+/// Render an error as one line (`error: what failed: why: what to do`) and return exit code 1.
+pub fn fail(err: &anyhow::Error) -> ExitCode {
+    eprintln!("error: {}", one_line(err));
+    ExitCode::FAILURE
+}
+
+pub fn one_line(err: &anyhow::Error) -> String {
+    format!("{err:#}").replace('\n', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(format_duration(Duration::from_millis(400)), "0.4s");
+        assert_eq!(format_duration(Duration::from_millis(12_340)), "12.3s");
+        assert_eq!(format_duration(Duration::from_secs(125)), "2m05s");
+    }
+
+    #[test]
+    fn errors_render_on_one_line_with_their_causes() {
+        let err =
+            anyhow::anyhow!("connection refused\n(os error 111)").context("Docker is not running");
+        assert_eq!(
+            one_line(&err),
+            "Docker is not running: connection refused (os error 111)"
+        );
+    }
+}
