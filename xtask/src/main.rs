@@ -9,6 +9,8 @@ mod events;
 mod fakecloud;
 mod flags;
 mod image;
+#[cfg(test)]
+mod mock;
 mod project;
 mod push_image;
 mod registry;

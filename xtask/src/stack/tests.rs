@@ -37,3 +37,351 @@ fn progress_classifies_terminal_states() {
     assert_eq!(progress("UPDATE_ROLLBACK_COMPLETE"), Progress::Failed);
     assert_eq!(progress("CREATE_FAILED"), Progress::Failed);
 }
+
+mod with_mocked_cloudformation {
+    use super::super::*;
+    use crate::mock::mock_sdk;
+    use crate::ui::Ui;
+    use aws_sdk_cloudformation::error::ErrorMetadata;
+    use aws_sdk_cloudformation::operation::describe_stacks::{
+        DescribeStacksError, DescribeStacksOutput,
+    };
+    use aws_sdk_cloudformation::operation::{
+        create_change_set::CreateChangeSetOutput, delete_change_set::DeleteChangeSetOutput,
+        delete_stack::DeleteStackOutput, describe_change_set::DescribeChangeSetOutput,
+        describe_stack_events::DescribeStackEventsOutput,
+        execute_change_set::ExecuteChangeSetOutput,
+    };
+    use aws_sdk_cloudformation::primitives::DateTime;
+    use aws_sdk_cloudformation::types::{
+        ChangeAction, Output, ResourceChange, ResourceStatus, StackEvent, StackStatus,
+    };
+    use aws_smithy_mocks::{mock, MockResponse};
+
+    fn stack() -> Stack {
+        Stack {
+            name: "demo-dev-vpc".into(),
+            label: "vpc".into(),
+            template: "Resources: {}".into(),
+            parameters: BTreeMap::from([("ProjectName".into(), "demo".into())]),
+            tags: vec![("project".into(), "demo".into())],
+        }
+    }
+
+    fn existing(status: &str) -> DescribeStacksOutput {
+        DescribeStacksOutput::builder()
+            .stacks(
+                aws_sdk_cloudformation::types::Stack::builder()
+                    .stack_name("demo-dev-vpc")
+                    .stack_status(StackStatus::from(status))
+                    .creation_time(DateTime::from_secs(0))
+                    .outputs(
+                        Output::builder()
+                            .output_key("VpcId")
+                            .output_value("vpc-123")
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build()
+    }
+
+    fn missing() -> DescribeStacksError {
+        DescribeStacksError::generic(
+            ErrorMetadata::builder()
+                .code("ValidationError")
+                .message("Stack with id demo-dev-vpc does not exist")
+                .build(),
+        )
+    }
+
+    fn event(id: &str, logical: &str, status: &str, reason: Option<&str>) -> StackEvent {
+        StackEvent::builder()
+            .event_id(id)
+            .stack_id("arn:stack")
+            .stack_name("demo-dev-vpc")
+            .logical_resource_id(logical)
+            .resource_type("AWS::EC2::VPC")
+            .resource_status(ResourceStatus::from(status))
+            .set_resource_status_reason(reason.map(str::to_owned))
+            .timestamp(DateTime::from_secs(0))
+            .build()
+    }
+
+    fn events(list: Vec<StackEvent>) -> DescribeStackEventsOutput {
+        DescribeStackEventsOutput::builder()
+            .set_stack_events(Some(list))
+            .build()
+    }
+
+    fn ready_with_one_change() -> DescribeChangeSetOutput {
+        DescribeChangeSetOutput::builder()
+            .status(ChangeSetStatus::CreateComplete)
+            .changes(
+                Change::builder()
+                    .resource_change(
+                        ResourceChange::builder()
+                            .action(ChangeAction::Add)
+                            .logical_resource_id("Vpc")
+                            .resource_type("AWS::EC2::VPC")
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build()
+    }
+
+    const FAST: Duration = Duration::ZERO;
+
+    #[tokio::test]
+    async fn a_change_set_without_changes_is_success_and_executes_nothing() {
+        let describe = mock!(Client::describe_stacks).then_output(|| existing("CREATE_COMPLETE"));
+        let create = mock!(Client::create_change_set)
+            .match_requests(|r| r.change_set_type() == Some(&ChangeSetType::Update))
+            .then_output(|| CreateChangeSetOutput::builder().build());
+        let ready = mock!(Client::describe_change_set).then_output(|| {
+            DescribeChangeSetOutput::builder()
+                .status(ChangeSetStatus::Failed)
+                .status_reason("The submitted information didn't contain changes. Submit different information to create a change set.")
+                .build()
+        });
+        let delete = mock!(Client::delete_change_set)
+            .then_output(|| DeleteChangeSetOutput::builder().build());
+        let execute = mock!(Client::execute_change_set)
+            .then_output(|| ExecuteChangeSetOutput::builder().build());
+        let cfn = mock_sdk!(
+            aws_sdk_cloudformation,
+            [&describe, &create, &ready, &delete, &execute]
+        );
+
+        let spinner = Ui::new().spinner("test");
+        let deployed = deploy(&cfn, &stack(), FAST, &spinner, &|_, _| true)
+            .await
+            .unwrap();
+        assert_eq!(deployed.outcome, Outcome::NoChanges);
+        assert_eq!(deployed.outputs["VpcId"], "vpc-123");
+        assert_eq!(create.num_calls(), 1);
+        assert_eq!(
+            delete.num_calls(),
+            1,
+            "the empty change set must be cleaned up"
+        );
+        assert_eq!(execute.num_calls(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_missing_stack_is_created_and_its_events_are_followed_in_order() {
+        let describe = mock!(Client::describe_stacks)
+            .sequence()
+            .error(missing)
+            .output(|| existing("CREATE_IN_PROGRESS"))
+            .output(|| existing("CREATE_COMPLETE"))
+            .build();
+        let create = mock!(Client::create_change_set)
+            .match_requests(|r| {
+                r.change_set_type() == Some(&ChangeSetType::Create)
+                    && r.capabilities().contains(&Capability::CapabilityIam)
+                    && r.parameters()
+                        .iter()
+                        .any(|p| p.parameter_key() == Some("ProjectName"))
+            })
+            .then_output(|| CreateChangeSetOutput::builder().build());
+        let ready = mock!(Client::describe_change_set).then_output(ready_with_one_change);
+        // Newest first, as CloudFormation returns them: the cursor, then two polls.
+        let stack_events = mock!(Client::describe_stack_events)
+            .sequence()
+            .output(|| events(vec![event("0", "demo-dev-vpc", "REVIEW_IN_PROGRESS", None)]))
+            .output(|| {
+                events(vec![
+                    event("1", "Vpc", "CREATE_IN_PROGRESS", None),
+                    event("0", "demo-dev-vpc", "REVIEW_IN_PROGRESS", None),
+                ])
+            })
+            .output(|| {
+                events(vec![
+                    event("3", "demo-dev-vpc", "CREATE_COMPLETE", None),
+                    event("2", "Vpc", "CREATE_COMPLETE", None),
+                    event("1", "Vpc", "CREATE_IN_PROGRESS", None),
+                ])
+            })
+            .build();
+        let execute = mock!(Client::execute_change_set)
+            .then_output(|| ExecuteChangeSetOutput::builder().build());
+        let cfn = mock_sdk!(
+            aws_sdk_cloudformation,
+            [&describe, &create, &ready, &stack_events, &execute]
+        );
+
+        let mut cursor = Cursor::default();
+        let first = cursor.poll(&cfn, "demo-dev-vpc").await.unwrap();
+        assert_eq!(first.len(), 1);
+        let second = cursor.poll(&cfn, "demo-dev-vpc").await.unwrap();
+        assert_eq!(
+            second
+                .iter()
+                .map(|e| e.event_id().unwrap())
+                .collect::<Vec<_>>(),
+            ["1"]
+        );
+        let third = cursor.poll(&cfn, "demo-dev-vpc").await.unwrap();
+        assert_eq!(
+            third
+                .iter()
+                .map(|e| e.event_id().unwrap())
+                .collect::<Vec<_>>(),
+            ["2", "3"],
+            "oldest first"
+        );
+
+        // The same answers drive a full create.
+        let stack_events2 = mock!(Client::describe_stack_events).then_compute_response(|_| {
+            MockResponse::Output(events(vec![event("1", "Vpc", "CREATE_IN_PROGRESS", None)]))
+        });
+        let describe2 = mock!(Client::describe_stacks)
+            .sequence()
+            .error(missing)
+            .output(|| existing("CREATE_IN_PROGRESS"))
+            .output(|| existing("CREATE_COMPLETE"))
+            .build();
+        let cfn = mock_sdk!(
+            aws_sdk_cloudformation,
+            [&describe2, &create, &ready, &stack_events2, &execute]
+        );
+        let spinner = Ui::new().spinner("test");
+        let deployed = deploy(&cfn, &stack(), FAST, &spinner, &|_, _| true)
+            .await
+            .unwrap();
+        assert_eq!(deployed.outcome, Outcome::Created);
+        assert_eq!(deployed.outputs["VpcId"], "vpc-123");
+        assert_eq!(execute.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_failed_create_names_the_first_failing_resource() {
+        let describe = mock!(Client::describe_stacks)
+            .sequence()
+            .output(|| existing("CREATE_COMPLETE"))
+            .output(|| existing("UPDATE_ROLLBACK_COMPLETE"))
+            .build();
+        let create = mock!(Client::create_change_set)
+            .then_output(|| CreateChangeSetOutput::builder().build());
+        let ready = mock!(Client::describe_change_set).then_output(ready_with_one_change);
+        let stack_events = mock!(Client::describe_stack_events)
+            .sequence()
+            .output(|| events(vec![event("0", "demo-dev-vpc", "CREATE_COMPLETE", None)]))
+            .output(|| {
+                events(vec![
+                    event(
+                        "3",
+                        "Igw",
+                        "UPDATE_FAILED",
+                        Some("Resource update cancelled"),
+                    ),
+                    event(
+                        "2",
+                        "Subnet",
+                        "UPDATE_FAILED",
+                        Some("The CIDR '10.9.0.0/24' conflicts with another subnet"),
+                    ),
+                    event("1", "Subnet", "UPDATE_IN_PROGRESS", None),
+                    event("0", "demo-dev-vpc", "CREATE_COMPLETE", None),
+                ])
+            })
+            .build();
+        let execute = mock!(Client::execute_change_set)
+            .then_output(|| ExecuteChangeSetOutput::builder().build());
+        let cfn = mock_sdk!(
+            aws_sdk_cloudformation,
+            [&describe, &create, &ready, &stack_events, &execute]
+        );
+
+        let spinner = Ui::new().spinner("test");
+        let err = deploy(&cfn, &stack(), FAST, &spinner, &|_, _| true)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("UPDATE_ROLLBACK_COMPLETE"), "{err}");
+        assert!(
+            err.contains("Subnet (AWS::EC2::VPC): The CIDR '10.9.0.0/24' conflicts"),
+            "{err}"
+        );
+        assert!(!err.contains("cancelled"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_rollback_complete_stack_is_deleted_then_created() {
+        let describe = mock!(Client::describe_stacks)
+            .sequence()
+            .output(|| existing("ROLLBACK_COMPLETE"))
+            .output(|| existing("DELETE_IN_PROGRESS"))
+            .error(missing)
+            .error(missing)
+            .output(|| existing("CREATE_COMPLETE"))
+            .build();
+        let delete =
+            mock!(Client::delete_stack).then_output(|| DeleteStackOutput::builder().build());
+        let create = mock!(Client::create_change_set)
+            .match_requests(|r| r.change_set_type() == Some(&ChangeSetType::Create))
+            .then_output(|| CreateChangeSetOutput::builder().build());
+        let ready = mock!(Client::describe_change_set).then_output(ready_with_one_change);
+        let stack_events = mock!(Client::describe_stack_events).then_output(|| events(vec![]));
+        let execute = mock!(Client::execute_change_set)
+            .then_output(|| ExecuteChangeSetOutput::builder().build());
+        let cfn = mock_sdk!(
+            aws_sdk_cloudformation,
+            [&describe, &delete, &create, &ready, &stack_events, &execute]
+        );
+
+        let spinner = Ui::new().spinner("test");
+        let deployed = deploy(&cfn, &stack(), FAST, &spinner, &|_, _| true)
+            .await
+            .unwrap();
+        assert_eq!(deployed.outcome, Outcome::Created);
+        assert_eq!(delete.num_calls(), 1);
+        assert_eq!(create.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn update_rollback_failed_stops_before_any_change() {
+        let describe =
+            mock!(Client::describe_stacks).then_output(|| existing("UPDATE_ROLLBACK_FAILED"));
+        let create = mock!(Client::create_change_set)
+            .then_output(|| CreateChangeSetOutput::builder().build());
+        let cfn = mock_sdk!(aws_sdk_cloudformation, [&describe, &create]);
+        let spinner = Ui::new().spinner("test");
+        let err = deploy(&cfn, &stack(), FAST, &spinner, &|_, _| true)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("continue-update-rollback"), "{err}");
+        assert_eq!(create.num_calls(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_refused_change_set_is_deleted_and_nothing_runs() {
+        let describe = mock!(Client::describe_stacks).then_output(|| existing("CREATE_COMPLETE"));
+        let create = mock!(Client::create_change_set)
+            .then_output(|| CreateChangeSetOutput::builder().build());
+        let ready = mock!(Client::describe_change_set).then_output(ready_with_one_change);
+        let delete = mock!(Client::delete_change_set)
+            .then_output(|| DeleteChangeSetOutput::builder().build());
+        let execute = mock!(Client::execute_change_set)
+            .then_output(|| ExecuteChangeSetOutput::builder().build());
+        let cfn = mock_sdk!(
+            aws_sdk_cloudformation,
+            [&describe, &create, &ready, &delete, &execute]
+        );
+        let spinner = Ui::new().spinner("test");
+        let err = deploy(&cfn, &stack(), FAST, &spinner, &|_, rows| {
+            assert_eq!(rows[0].logical_id, "Vpc");
+            false
+        })
+        .await
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("cancelled: nothing was changed"),
+            "{err}"
+        );
+        assert_eq!((delete.num_calls(), execute.num_calls()), (1, 0));
+    }
+}

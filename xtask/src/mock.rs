@@ -1,0 +1,22 @@
+//! Test helper: an SDK client whose responses come from `aws-smithy-mocks` rules.
+
+/// `mock_sdk!(aws_sdk_cloudformation, [&rule, ...])`: like `aws_smithy_mocks::mock_client!`, but
+/// without the SDK's `test-util` feature (see Cargo.toml). Rules match in any order.
+macro_rules! mock_sdk {
+    ($sdk:ident, [$($rule:expr),* $(,)?]) => {{
+        let interceptor = aws_smithy_mocks::MockResponseInterceptor::new()
+            .rule_mode(aws_smithy_mocks::RuleMode::MatchAny)
+            $(.with_rule($rule))*;
+        let config = $sdk::Config::builder()
+            .behavior_version($sdk::config::BehaviorVersion::latest())
+            .region($sdk::config::Region::new("us-east-1"))
+            .credentials_provider($sdk::config::Credentials::new("AKID", "SECRET", None, None, "test"))
+            .retry_config($sdk::config::retry::RetryConfig::disabled())
+            .http_client(aws_smithy_mocks::create_mock_http_client())
+            .interceptor(interceptor)
+            .build();
+        $sdk::Client::from_conf(config)
+    }};
+}
+
+pub(crate) use mock_sdk;
