@@ -1,0 +1,454 @@
+//! Security and reliability rules for the templates. Each check returns the violations it found,
+//! each naming the template, the resource and the rule it breaks; an empty list means it holds.
+
+use std::collections::BTreeSet;
+
+use serde_yaml::Value;
+
+use crate::template::{intrinsic, name_pattern, prop, walk, Template};
+
+pub type Violations = Vec<String>;
+
+/// A check over one template.
+pub type Check = fn(&Template) -> Violations;
+
+/// Every single-template rule, by name.
+pub const CHECKS: &[(&str, Check)] = &[
+    (
+        "interface endpoints have private DNS",
+        interface_endpoints_have_private_dns,
+    ),
+    (
+        "endpoint security groups admit only the task SG on 443",
+        endpoint_sg_admits_only_tasks_on_443,
+    ),
+    (
+        "no ingress from anywhere except the load balancer",
+        no_open_ingress_except_load_balancer,
+    ),
+    ("every log group has retention", log_groups_have_retention),
+    (
+        "target groups use ip targets registered by the service",
+        target_groups_use_ip_targets,
+    ),
+    (
+        "services attach through LoadBalancers and depend on the listener",
+        services_attach_after_listener,
+    ),
+    ("tasks get no public IP", tasks_have_no_public_ip),
+    (
+        "deployment circuit breaker with rollback",
+        circuit_breaker_with_rollback,
+    ),
+    (
+        "execution role has the ECS task execution policy",
+        execution_role_has_managed_policy,
+    ),
+    (
+        "containers run as non-root on a read-only filesystem",
+        containers_non_root_read_only,
+    ),
+    (
+        "repositories are immutable, scanned, expiring and retained",
+        repositories_are_safe,
+    ),
+    (
+        "no hard-coded account ids, regions or availability zones",
+        nothing_hard_coded,
+    ),
+];
+
+fn str_of(v: Option<&Value>) -> Option<&str> {
+    v.and_then(Value::as_str)
+}
+
+fn is_true(v: Option<&Value>) -> bool {
+    matches!(v, Some(Value::Bool(true))) || str_of(v) == Some("true")
+}
+
+/// The logical id a value refers to with `Ref` or `Fn::GetAtt`.
+fn target_of(v: &Value) -> Option<&str> {
+    match intrinsic(v)? {
+        ("Ref", Value::String(id)) => Some(id),
+        ("Fn::GetAtt", Value::Sequence(parts)) => parts.first()?.as_str(),
+        _ => None,
+    }
+}
+
+fn list(v: Option<&Value>) -> Vec<&Value> {
+    v.and_then(Value::as_sequence)
+        .map(|s| s.iter().collect())
+        .unwrap_or_default()
+}
+
+pub fn interface_endpoints_have_private_dns(t: &Template) -> Violations {
+    t.of_type("AWS::EC2::VPCEndpoint")
+        .filter(|(_, r)| str_of(prop(r, &["VpcEndpointType"])) == Some("Interface"))
+        .filter(|(_, r)| !is_true(prop(r, &["PrivateDnsEnabled"])))
+        .map(|(id, _)| format!("{}: {id} is an interface endpoint without PrivateDnsEnabled: true (tasks would resolve the public endpoint and need a NAT)", t.name))
+        .collect()
+}
+
+/// Security groups attached to interface endpoints.
+fn endpoint_security_groups(t: &Template) -> BTreeSet<String> {
+    t.of_type("AWS::EC2::VPCEndpoint")
+        .flat_map(|(_, r)| list(prop(r, &["SecurityGroupIds"])))
+        .filter_map(|v| target_of(v).map(str::to_owned))
+        .collect()
+}
+
+pub fn endpoint_sg_admits_only_tasks_on_443(t: &Template) -> Violations {
+    let mut out = Vec::new();
+    for sg in endpoint_security_groups(t) {
+        let Some((_, r)) = t.resources().find(|(id, _)| *id == sg) else {
+            continue;
+        };
+        let rules = list(prop(r, &["SecurityGroupIngress"]));
+        if rules.is_empty() {
+            out.push(format!(
+                "{}: {sg} guards VPC endpoints but admits nothing (tasks cannot reach ECR or Logs)",
+                t.name
+            ));
+        }
+        for rule in rules {
+            let port_443 = [rule.get("FromPort"), rule.get("ToPort")]
+                .iter()
+                .all(|p| p.and_then(Value::as_i64) == Some(443) || str_of(*p) == Some("443"));
+            let from_sg = rule.get("SourceSecurityGroupId").and_then(target_of);
+            let from_task_sg = from_sg.is_some_and(|s| s.contains("Task"));
+            if !(port_443 && from_task_sg && rule.get("CidrIp").is_none()) {
+                out.push(format!(
+                    "{}: {sg} (VPC endpoints) must admit only tcp 443 from the task security group",
+                    t.name
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Security groups attached to load balancers.
+fn load_balancer_security_groups(t: &Template) -> BTreeSet<String> {
+    t.of_type("AWS::ElasticLoadBalancingV2::LoadBalancer")
+        .flat_map(|(_, r)| list(prop(r, &["SecurityGroups"])))
+        .filter_map(|v| target_of(v).map(str::to_owned))
+        .collect()
+}
+
+pub fn no_open_ingress_except_load_balancer(t: &Template) -> Violations {
+    let lbs = load_balancer_security_groups(t);
+    let open = |rule: &Value| {
+        str_of(rule.get("CidrIp")) == Some("0.0.0.0/0")
+            || str_of(rule.get("CidrIpv6")) == Some("::/0")
+    };
+    let mut out = Vec::new();
+    for (id, r) in t.of_type("AWS::EC2::SecurityGroup") {
+        for rule in list(prop(r, &["SecurityGroupIngress"])) {
+            if open(rule) && !lbs.contains(id) {
+                out.push(format!("{}: {id} admits traffic from anywhere (0.0.0.0/0) but is not the load balancer's security group", t.name));
+            }
+        }
+    }
+    for (id, r) in t.of_type("AWS::EC2::SecurityGroupIngress") {
+        let group = prop(r, &["GroupId"])
+            .and_then(target_of)
+            .unwrap_or_default();
+        if open(r.get("Properties").unwrap_or(&Value::Null)) && !lbs.contains(group) {
+            out.push(format!(
+                "{}: {id} opens {group} to anywhere (0.0.0.0/0)",
+                t.name
+            ));
+        }
+    }
+    out
+}
+
+pub fn log_groups_have_retention(t: &Template) -> Violations {
+    t.of_type("AWS::Logs::LogGroup")
+        .filter(|(_, r)| prop(r, &["RetentionInDays"]).is_none())
+        .map(|(id, _)| {
+            format!(
+                "{}: {id} has no RetentionInDays (logs would be kept, and billed, forever)",
+                t.name
+            )
+        })
+        .collect()
+}
+
+pub fn target_groups_use_ip_targets(t: &Template) -> Violations {
+    let mut out = Vec::new();
+    for (id, r) in t.of_type("AWS::ElasticLoadBalancingV2::TargetGroup") {
+        if str_of(prop(r, &["TargetType"])) != Some("ip") {
+            out.push(format!(
+                "{}: {id} needs TargetType: ip (Fargate tasks in awsvpc mode register by IP)",
+                t.name
+            ));
+        }
+        if prop(r, &["Targets"]).is_some() {
+            out.push(format!(
+                "{}: {id} lists Targets; the ECS service registers its tasks itself",
+                t.name
+            ));
+        }
+        if prop(r, &["HealthCheckPath"]).is_none() {
+            out.push(format!(
+                "{}: {id} has no HealthCheckPath (the default `/` may not be a health route)",
+                t.name
+            ));
+        }
+    }
+    out
+}
+
+pub fn services_attach_after_listener(t: &Template) -> Violations {
+    let listeners: BTreeSet<&str> = t
+        .of_type("AWS::ElasticLoadBalancingV2::Listener")
+        .map(|(id, _)| id)
+        .collect();
+    let mut out = Vec::new();
+    for (id, r) in t.of_type("AWS::ECS::Service") {
+        let depends: Vec<&str> = match r.get("DependsOn") {
+            Some(Value::String(s)) => vec![s.as_str()],
+            Some(Value::Sequence(s)) => s.iter().filter_map(Value::as_str).collect(),
+            _ => vec![],
+        };
+        if !depends.iter().any(|d| listeners.contains(d)) {
+            out.push(format!("{}: {id} must have DependsOn: <the listener> (a target group without a load balancer cannot take tasks)", t.name));
+        }
+        let attached = list(prop(r, &["LoadBalancers"])).iter().any(|lb| {
+            lb.get("TargetGroupArn").is_some()
+                && lb.get("ContainerName").is_some()
+                && lb.get("ContainerPort").is_some()
+        });
+        if !attached {
+            out.push(format!("{}: {id} must attach to the target group through LoadBalancers (ContainerName, ContainerPort, TargetGroupArn)", t.name));
+        }
+    }
+    out
+}
+
+pub fn tasks_have_no_public_ip(t: &Template) -> Violations {
+    t.of_type("AWS::ECS::Service")
+        .filter(|(_, r)| {
+            str_of(prop(
+                r,
+                &[
+                    "NetworkConfiguration",
+                    "AwsvpcConfiguration",
+                    "AssignPublicIp",
+                ],
+            )) != Some("DISABLED")
+        })
+        .map(|(id, _)| {
+            format!(
+                "{}: {id} must set AssignPublicIp: DISABLED (tasks live in private subnets)",
+                t.name
+            )
+        })
+        .collect()
+}
+
+pub fn circuit_breaker_with_rollback(t: &Template) -> Violations {
+    t.of_type("AWS::ECS::Service")
+        .filter(|(_, r)| {
+            let cb = prop(r, &["DeploymentConfiguration", "DeploymentCircuitBreaker"]);
+            !(is_true(cb.and_then(|c| c.get("Enable"))) && is_true(cb.and_then(|c| c.get("Rollback"))))
+        })
+        .map(|(id, _)| format!("{}: {id} needs DeploymentCircuitBreaker {{Enable: true, Rollback: true}} (a bad image would otherwise retry for hours)", t.name))
+        .collect()
+}
+
+pub fn execution_role_has_managed_policy(t: &Template) -> Violations {
+    let mut out = Vec::new();
+    for (id, r) in t.of_type("AWS::ECS::TaskDefinition") {
+        let Some(role) = prop(r, &["ExecutionRoleArn"]).and_then(target_of) else {
+            out.push(format!(
+                "{}: {id} has no ExecutionRoleArn (ECS could not pull the image or write logs)",
+                t.name
+            ));
+            continue;
+        };
+        let has_policy = t
+            .resources()
+            .find(|(rid, _)| *rid == role)
+            .is_some_and(|(_, role)| {
+                let mut found = false;
+                walk(
+                    prop(role, &["ManagedPolicyArns"]).unwrap_or(&Value::Null),
+                    &mut |v| {
+                        found |= v.as_str().is_some_and(|s| {
+                            s.ends_with(":policy/service-role/AmazonECSTaskExecutionRolePolicy")
+                        });
+                    },
+                );
+                found
+            });
+        if !has_policy {
+            out.push(format!("{}: {role} (execution role of {id}) lacks the managed policy AmazonECSTaskExecutionRolePolicy", t.name));
+        }
+    }
+    out
+}
+
+pub fn containers_non_root_read_only(t: &Template) -> Violations {
+    let mut out = Vec::new();
+    for (id, r) in t.of_type("AWS::ECS::TaskDefinition") {
+        for c in list(prop(r, &["ContainerDefinitions"])) {
+            let name = str_of(c.get("Name")).unwrap_or("?");
+            let user = str_of(c.get("User")).unwrap_or("");
+            if user.is_empty() || user == "root" || user == "0" || user.starts_with("0:") {
+                out.push(format!(
+                    "{}: {id} container {name} must set a non-root User",
+                    t.name
+                ));
+            }
+            if !is_true(c.get("ReadonlyRootFilesystem")) {
+                out.push(format!(
+                    "{}: {id} container {name} must set ReadonlyRootFilesystem: true",
+                    t.name
+                ));
+            }
+        }
+    }
+    out
+}
+
+pub fn repositories_are_safe(t: &Template) -> Violations {
+    let mut out = Vec::new();
+    for (id, r) in t.of_type("AWS::ECR::Repository") {
+        if str_of(prop(r, &["ImageTagMutability"])) != Some("IMMUTABLE") {
+            out.push(format!("{}: {id} must set ImageTagMutability: IMMUTABLE (a tag must always mean one image)", t.name));
+        }
+        if !is_true(prop(r, &["ImageScanningConfiguration", "ScanOnPush"])) {
+            out.push(format!("{}: {id} must scan on push", t.name));
+        }
+        if prop(r, &["LifecyclePolicy", "LifecyclePolicyText"]).is_none() {
+            out.push(format!(
+                "{}: {id} needs a lifecycle policy (old images pile up and cost money)",
+                t.name
+            ));
+        }
+        for policy in ["DeletionPolicy", "UpdateReplacePolicy"] {
+            if str_of(r.get(policy)) != Some("Retain") {
+                out.push(format!("{}: {id} must set {policy}: Retain (deleting the stack must not delete the images)", t.name));
+            }
+        }
+    }
+    out
+}
+
+/// `123456789012`, `us-east-1`, `eu-west-3b`, ... anywhere in the template's values.
+pub fn nothing_hard_coded(t: &Template) -> Violations {
+    let mut out = Vec::new();
+    walk(&t.root, &mut |v| {
+        let Some(s) = v.as_str() else { return };
+        for word in s.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-')) {
+            if looks_like_account_id(word) || looks_like_region_or_zone(word) {
+                out.push(format!("{}: the value {s:?} hard-codes {word:?}; use AWS::AccountId, AWS::Region or !GetAZs", t.name));
+            }
+        }
+    });
+    out
+}
+
+fn looks_like_account_id(word: &str) -> bool {
+    word.len() == 12 && word.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn looks_like_region_or_zone(word: &str) -> bool {
+    let parts: Vec<&str> = word.split('-').collect();
+    let geo = ["us", "eu", "ap", "sa", "ca", "me", "af", "il", "mx", "cn"];
+    match parts.as_slice() {
+        [g, dir, n] | [g, "gov", dir, n] => {
+            geo.contains(g)
+                && dir.len() >= 4
+                && dir.bytes().all(|b| b.is_ascii_lowercase())
+                && n.starts_with(|c: char| c.is_ascii_digit())
+                && n.len() <= 2
+        }
+        _ => false,
+    }
+}
+
+/// Every `Fn::ImportValue` must name an export of a stack deployed earlier (templates in order).
+pub fn imports_match_earlier_exports(templates: &[Template]) -> Violations {
+    let mut exported: BTreeSet<String> = BTreeSet::new();
+    let mut out = Vec::new();
+    for t in templates {
+        walk(&t.root, &mut |v| {
+            if let Some(("Fn::ImportValue", arg)) = intrinsic(v) {
+                match name_pattern(arg) {
+                    Some(name) if exported.contains(&name) => {}
+                    Some(name) => out.push(format!(
+                        "{}: imports {name:?}, which no earlier stack exports",
+                        t.name
+                    )),
+                    None => out.push(format!(
+                        "{}: an ImportValue whose name is not a plain string or !Sub",
+                        t.name
+                    )),
+                }
+            }
+        });
+        for (_, o) in t.outputs() {
+            if let Some(name) = o
+                .get("Export")
+                .and_then(|e| e.get("Name"))
+                .and_then(name_pattern)
+            {
+                exported.insert(name);
+            }
+        }
+    }
+    out
+}
+
+/// An environment file names only declared parameters and supplies every one without a default.
+pub fn env_file_matches_templates(env: &str, text: &str, templates: &[Template]) -> Violations {
+    let file: Value = match serde_yaml::from_str(text) {
+        Ok(v) => v,
+        Err(e) => return vec![format!("env/{env}.yaml: not valid YAML: {e}")],
+    };
+    let mut out = Vec::new();
+    for t in templates {
+        let declared: BTreeSet<&str> = t.parameters().map(|(k, _)| k).collect();
+        let given: BTreeSet<&str> = file
+            .get("stacks")
+            .and_then(|s| s.get(t.name.as_str()))
+            .and_then(Value::as_mapping)
+            .map(|m| m.keys().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        for p in given.difference(&declared) {
+            out.push(format!(
+                "env/{env}.yaml: stacks.{}.{p} is not a parameter of infra/{}.yaml",
+                t.name, t.name
+            ));
+        }
+        for (p, decl) in t.parameters() {
+            let defaulted = decl.get("Default").is_some();
+            if !defaulted && !given.contains(p) && !crate::SUPPLIED_BY_XTASK.contains(&p) {
+                out.push(format!(
+                    "env/{env}.yaml: stacks.{}.{p} is required (no default in infra/{}.yaml)",
+                    t.name, t.name
+                ));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn region_and_account_detection() {
+        assert!(looks_like_region_or_zone("us-east-1"));
+        assert!(looks_like_region_or_zone("ap-northeast-1a"));
+        assert!(looks_like_region_or_zone("us-gov-west-1"));
+        assert!(!looks_like_region_or_zone("fargate-app-dev"));
+        assert!(!looks_like_region_or_zone("public-1"));
+        assert!(looks_like_account_id("123456789012"));
+        assert!(!looks_like_account_id("2010-09-09"));
+    }
+}

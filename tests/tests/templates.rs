@@ -1,0 +1,324 @@
+//! The templates in `infra/` against the rules in `tests::checks`. Every rule is tested twice:
+//! it holds for the real templates, and it catches a deliberately broken snippet.
+
+use tests::checks::{self, Check};
+use tests::template::Template;
+use tests::{root, STACKS};
+
+fn all() -> Vec<Template> {
+    STACKS.iter().map(|s| Template::load(s)).collect()
+}
+
+fn snippet(yaml: &str) -> Template {
+    Template::parse("broken", yaml).unwrap()
+}
+
+/// `rule!(name, check, broken snippet, words the violation must contain)`.
+macro_rules! rule {
+    ($name:ident, $check:path, $broken:expr, $expect:expr) => {
+        mod $name {
+            use super::*;
+
+            #[test]
+            fn holds_for_infra() {
+                let found: Vec<String> = all().iter().flat_map(|t| ($check as Check)(t)).collect();
+                assert!(found.is_empty(), "{}", found.join("\n"));
+            }
+
+            #[test]
+            fn catches_a_broken_template() {
+                let found = ($check as Check)(&snippet($broken));
+                assert!(!found.is_empty(), "the broken snippet passed");
+                assert!(found.iter().any(|v| v.contains($expect)), "{found:#?}");
+            }
+        }
+    };
+}
+
+rule!(
+    private_dns,
+    checks::interface_endpoints_have_private_dns,
+    r#"
+Resources:
+  EcrApi:
+    Type: AWS::EC2::VPCEndpoint
+    Properties: { VpcEndpointType: Interface, PrivateDnsEnabled: false }
+"#,
+    "EcrApi is an interface endpoint without PrivateDnsEnabled"
+);
+
+rule!(
+    endpoint_sg,
+    checks::endpoint_sg_admits_only_tasks_on_443,
+    r#"
+Resources:
+  EndpointSg:
+    Type: AWS::EC2::SecurityGroup
+    Properties:
+      SecurityGroupIngress:
+        - { IpProtocol: tcp, FromPort: 443, ToPort: 443, CidrIp: 10.0.0.0/16 }
+  Logs:
+    Type: AWS::EC2::VPCEndpoint
+    Properties: { VpcEndpointType: Interface, PrivateDnsEnabled: true, SecurityGroupIds: [!Ref EndpointSg] }
+"#,
+    "EndpointSg (VPC endpoints) must admit only tcp 443 from the task security group"
+);
+
+rule!(
+    open_ingress,
+    checks::no_open_ingress_except_load_balancer,
+    r#"
+Resources:
+  TaskSg:
+    Type: AWS::EC2::SecurityGroup
+    Properties:
+      SecurityGroupIngress:
+        - { IpProtocol: tcp, FromPort: 8080, ToPort: 8080, CidrIp: 0.0.0.0/0 }
+"#,
+    "TaskSg admits traffic from anywhere"
+);
+
+rule!(
+    log_retention,
+    checks::log_groups_have_retention,
+    r#"
+Resources:
+  Logs:
+    Type: AWS::Logs::LogGroup
+    Properties: { LogGroupName: /ecs/x }
+"#,
+    "Logs has no RetentionInDays"
+);
+
+rule!(
+    ip_targets,
+    checks::target_groups_use_ip_targets,
+    r#"
+Resources:
+  Tg:
+    Type: AWS::ElasticLoadBalancingV2::TargetGroup
+    Properties: { TargetType: instance, Port: 80, HealthCheckPath: /health }
+"#,
+    "Tg needs TargetType: ip"
+);
+
+rule!(
+    service_after_listener,
+    checks::services_attach_after_listener,
+    r#"
+Resources:
+  Listener:
+    Type: AWS::ElasticLoadBalancingV2::Listener
+    Properties: {}
+  Service:
+    Type: AWS::ECS::Service
+    Properties:
+      LoadBalancers: [{ ContainerName: app, ContainerPort: 8080, TargetGroupArn: !Ref Tg }]
+"#,
+    "Service must have DependsOn"
+);
+
+rule!(
+    no_public_ip,
+    checks::tasks_have_no_public_ip,
+    r#"
+Resources:
+  Service:
+    Type: AWS::ECS::Service
+    Properties:
+      NetworkConfiguration: { AwsvpcConfiguration: { AssignPublicIp: ENABLED } }
+"#,
+    "AssignPublicIp: DISABLED"
+);
+
+rule!(
+    circuit_breaker,
+    checks::circuit_breaker_with_rollback,
+    r#"
+Resources:
+  Service:
+    Type: AWS::ECS::Service
+    Properties:
+      DeploymentConfiguration: { DeploymentCircuitBreaker: { Enable: true, Rollback: false } }
+"#,
+    "DeploymentCircuitBreaker"
+);
+
+rule!(
+    execution_role,
+    checks::execution_role_has_managed_policy,
+    r#"
+Resources:
+  Role:
+    Type: AWS::IAM::Role
+    Properties: { ManagedPolicyArns: [arn:aws:iam::aws:policy/ReadOnlyAccess] }
+  Task:
+    Type: AWS::ECS::TaskDefinition
+    Properties: { ExecutionRoleArn: !GetAtt Role.Arn }
+"#,
+    "Role (execution role of Task) lacks the managed policy"
+);
+
+rule!(
+    non_root,
+    checks::containers_non_root_read_only,
+    r#"
+Resources:
+  Task:
+    Type: AWS::ECS::TaskDefinition
+    Properties:
+      ContainerDefinitions: [{ Name: app, User: "0:0", ReadonlyRootFilesystem: true }]
+"#,
+    "container app must set a non-root User"
+);
+
+rule!(
+    repository,
+    checks::repositories_are_safe,
+    r#"
+Resources:
+  Repo:
+    Type: AWS::ECR::Repository
+    Properties: { ImageTagMutability: MUTABLE, ImageScanningConfiguration: { ScanOnPush: true } }
+"#,
+    "Repo must set ImageTagMutability: IMMUTABLE"
+);
+
+rule!(
+    hard_coded,
+    checks::nothing_hard_coded,
+    r#"
+Resources:
+  Subnet:
+    Type: AWS::EC2::Subnet
+    Properties: { AvailabilityZone: ap-northeast-1a }
+"#,
+    "hard-codes \"ap-northeast-1a\""
+);
+
+#[test]
+fn every_rule_in_the_catalogue_holds_for_infra() {
+    for (name, check) in checks::CHECKS {
+        let found: Vec<String> = all().iter().flat_map(|t| check(t)).collect();
+        assert!(found.is_empty(), "rule {name:?}:\n{}", found.join("\n"));
+    }
+}
+
+#[test]
+fn every_import_matches_an_earlier_export() {
+    let found = checks::imports_match_earlier_exports(&all());
+    assert!(found.is_empty(), "{}", found.join("\n"));
+}
+
+#[test]
+fn an_import_before_its_export_is_caught() {
+    let mut templates = all();
+    templates.reverse(); // ecs first: its imports are not exported yet
+    let found = checks::imports_match_earlier_exports(&templates);
+    assert!(
+        found
+            .iter()
+            .any(|v| v.contains("${ProjectName}-${EnvName}-VpcId")),
+        "{found:#?}"
+    );
+}
+
+#[test]
+fn every_environment_file_matches_the_templates() {
+    let dir = root().join("infra").join("env");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let env = path.file_stem().unwrap().to_str().unwrap().to_owned();
+        let found = checks::env_file_matches_templates(
+            &env,
+            &std::fs::read_to_string(&path).unwrap(),
+            &all(),
+        );
+        assert!(found.is_empty(), "{}", found.join("\n"));
+        seen += 1;
+    }
+    assert!(seen >= 1, "no environment files in {}", dir.display());
+}
+
+#[test]
+fn an_environment_file_naming_an_unknown_parameter_is_caught() {
+    let found = checks::env_file_matches_templates(
+        "dev",
+        "project: x\nstacks:\n  ecs:\n    Cpus: 256\n",
+        &all(),
+    );
+    assert!(
+        found
+            .iter()
+            .any(|v| v.contains("stacks.ecs.Cpus is not a parameter")),
+        "{found:#?}"
+    );
+}
+
+#[test]
+fn a_required_parameter_missing_from_the_environment_is_caught() {
+    let t = snippet("Parameters:\n  Domain: { Type: String }\nResources: {}\n");
+    let t = Template {
+        name: "ecs".into(),
+        ..t
+    };
+    let found = checks::env_file_matches_templates("dev", "project: x\n", &[t]);
+    assert!(
+        found
+            .iter()
+            .any(|v| v.contains("stacks.ecs.Domain is required")),
+        "{found:#?}"
+    );
+}
+
+#[test]
+fn the_reference_architecture_is_all_there() {
+    let [vpc, ecr, ecs] = [0, 1, 2].map(|i| all().swap_remove(i));
+    let count = |t: &Template, ty: &str| t.of_type(ty).count();
+    // vpc: two AZs, public + private subnets, no NAT, an S3 *Gateway* endpoint on the private route tables.
+    assert_eq!(count(&vpc, "AWS::EC2::Subnet"), 4);
+    assert_eq!(count(&vpc, "AWS::EC2::NatGateway"), 0);
+    let (_, s3) = vpc
+        .of_type("AWS::EC2::VPCEndpoint")
+        .next()
+        .expect("S3 endpoint");
+    assert_eq!(
+        tests::template::prop(s3, &["VpcEndpointType"])
+            .unwrap()
+            .as_str(),
+        Some("Gateway")
+    );
+    assert_eq!(
+        tests::template::prop(s3, &["RouteTableIds"])
+            .unwrap()
+            .as_sequence()
+            .unwrap()
+            .len(),
+        2
+    );
+    // ecr: the repository.
+    assert_eq!(count(&ecr, "AWS::ECR::Repository"), 1);
+    // ecs: ecr.api, ecr.dkr and logs interface endpoints, cluster, task definition, ALB, listener, service.
+    let services: Vec<String> = ecs
+        .of_type("AWS::EC2::VPCEndpoint")
+        .map(|(_, r)| format!("{:?}", tests::template::prop(r, &["ServiceName"]).unwrap()))
+        .collect();
+    for suffix in [".ecr.api", ".ecr.dkr", ".logs"] {
+        assert!(
+            services.iter().any(|s| s.contains(suffix)),
+            "no {suffix} endpoint in {services:?}"
+        );
+    }
+    for ty in [
+        "AWS::ECS::Cluster",
+        "AWS::ECS::TaskDefinition",
+        "AWS::ECS::Service",
+        "AWS::ElasticLoadBalancingV2::LoadBalancer",
+        "AWS::ElasticLoadBalancingV2::Listener",
+        "AWS::ElasticLoadBalancingV2::TargetGroup",
+        "AWS::Logs::LogGroup",
+    ] {
+        assert_eq!(count(&ecs, ty), 1, "{ty}");
+    }
+}
