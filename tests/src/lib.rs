@@ -21,4 +21,10 @@ pub fn root() -> PathBuf {
 pub const STACKS: [&str; 3] = ["vpc", "ecr", "ecs"];
 
 /// Parameters `cargo xtask` supplies itself (not from the environment files).
-pub const SUPPLIED_BY_XTASK: [&str; 4] = ["ProjectName", "EnvName", "ImageUri", "CpuArchitecture"];
+pub const SUPPLIED_BY_XTASK: [&str; 5] = [
+    "ProjectName",
+    "EnvName",
+    "ImageUri",
+    "CpuArchitecture",
+    "CloudFrontPrefixListId",
+];

@@ -18,15 +18,20 @@ fn root() -> PathBuf {
 
 /// Docker and fakecloud, or a reason they are missing.
 fn missing_prerequisite() -> Option<String> {
-    let docker = Command::new("docker").args(["version", "--format", "{{.Server.APIVersion}}"]).output();
+    let docker = Command::new("docker")
+        .args(["version", "--format", "{{.Server.APIVersion}}"])
+        .output();
     if !docker.as_ref().is_ok_and(|o| o.status.success()) {
         return Some("no running Docker engine (`docker version` failed)".into());
     }
     let running = http_get("127.0.0.1:4566", "/_fakecloud/health").is_ok_and(|(s, _)| s == 200);
     let home = std::env::var("CARGO_HOME")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cargo"));
-    let installed = home.join("bin").join("fakecloud").is_file() || std::env::var_os("FAKECLOUD_BIN").is_some();
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cargo")
+        });
+    let installed =
+        home.join("bin").join("fakecloud").is_file() || std::env::var_os("FAKECLOUD_BIN").is_some();
     if !running && !installed {
         return Some("fakecloud is neither running nor installed (`cargo install fakecloud --version 0.51.0 --locked`)".into());
     }
@@ -37,7 +42,9 @@ fn missing_prerequisite() -> Option<String> {
 fn prerequisites() -> bool {
     match missing_prerequisite() {
         None => true,
-        Some(why) if std::env::var_os("CI").is_some() => panic!("end-to-end test cannot run in CI: {why}"),
+        Some(why) if std::env::var_os("CI").is_some() => {
+            panic!("end-to-end test cannot run in CI: {why}")
+        }
         Some(why) => {
             eprintln!("\n*** SKIPPED end-to-end test: {why}. `.ci/run` installs and starts what it needs. ***\n");
             false
@@ -53,23 +60,37 @@ fn xtask(args: &[&str]) -> (Output, String) {
         .env("CI", "1") // plain progress lines
         .output()
         .expect("cannot run cargo xtask");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
     eprintln!("---- cargo xtask {} ----\n{text}", args.join(" "));
     (out, text)
 }
 
 fn value_after<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
-    text.lines().find_map(|l| l.strip_prefix(prefix)).map(str::trim)
+    text.lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .map(str::trim)
 }
 
 fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
     let mut s = TcpStream::connect(addr)?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
     let mut raw = String::new();
     s.read_to_string(&mut raw)?;
     let status = raw.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
-    Ok((status, raw.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default()))
+    Ok((
+        status,
+        raw.split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default(),
+    ))
 }
 
 struct Aws {
@@ -97,9 +118,19 @@ async fn stack_states(aws: &Aws, prefix: &str) -> Vec<(String, String, String)> 
     let mut states = Vec::new();
     for stack in tests::STACKS {
         let name = format!("{prefix}-{stack}");
-        let out = aws.cfn.describe_stacks().stack_name(&name).send().await.expect("stack exists");
+        let out = aws
+            .cfn
+            .describe_stacks()
+            .stack_name(&name)
+            .send()
+            .await
+            .expect("stack exists");
         let s = &out.stacks()[0];
-        let changed = s.last_updated_time().or(s.creation_time()).map(|t| t.to_string()).unwrap_or_default();
+        let changed = s
+            .last_updated_time()
+            .or(s.creation_time())
+            .map(|t| t.to_string())
+            .unwrap_or_default();
         states.push((name, s.stack_status().unwrap().as_str().to_owned(), changed));
     }
     states
@@ -111,7 +142,8 @@ fn deploy_local_end_to_end() {
         return;
     }
     let env: serde_yaml::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(root().join("infra/env/dev.yaml")).unwrap()).unwrap();
+        serde_yaml::from_str(&std::fs::read_to_string(root().join("infra/env/dev.yaml")).unwrap())
+            .unwrap();
     let prefix = format!("{}-dev", env["project"].as_str().unwrap());
     let rt = tokio::runtime::Runtime::new().unwrap();
 
@@ -130,7 +162,10 @@ fn deploy_local_end_to_end() {
     let aws = rt.block_on(fakecloud());
     let before = rt.block_on(stack_states(&aws, &prefix));
     for (name, status, _) in &before {
-        assert!(status == "CREATE_COMPLETE" || status == "UPDATE_COMPLETE", "{name} is {status}");
+        assert!(
+            status == "CREATE_COMPLETE" || status == "UPDATE_COMPLETE",
+            "{name} is {status}"
+        );
     }
 
     // ECR holds the image, and the task definition runs exactly that digest.
@@ -140,24 +175,58 @@ fn deploy_local_end_to_end() {
         .block_on(aws.ecr.describe_images().repository_name(&prefix).send())
         .expect("the repository exists");
     assert!(
-        images.image_details().iter().any(|d| d.image_digest() == Some(digest)),
+        images
+            .image_details()
+            .iter()
+            .any(|d| d.image_digest() == Some(digest)),
         "ECR has no image {digest}"
     );
     let service = rt
-        .block_on(aws.ecs.describe_services().cluster(&prefix).services(&prefix).send())
+        .block_on(
+            aws.ecs
+                .describe_services()
+                .cluster(&prefix)
+                .services(&prefix)
+                .send(),
+        )
         .unwrap();
     let task_def_arn = service.services()[0].task_definition().unwrap().to_owned();
-    let task_def = rt.block_on(aws.ecs.describe_task_definition().task_definition(&task_def_arn).send()).unwrap();
-    let image = task_def.task_definition().unwrap().container_definitions()[0].image().unwrap().to_owned();
-    assert_eq!(image, pinned, "the task definition does not run the pushed digest");
+    let task_def = rt
+        .block_on(
+            aws.ecs
+                .describe_task_definition()
+                .task_definition(&task_def_arn)
+                .send(),
+        )
+        .unwrap();
+    let image = task_def.task_definition().unwrap().container_definitions()[0]
+        .image()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        image, pinned,
+        "the task definition does not run the pushed digest"
+    );
     assert!(service.services()[0].running_count() >= 1);
 
     // Second deploy with nothing changed: no stack touched, nothing pushed, and it says so.
     let (out, text) = xtask(&["deploy", "--local"]);
     assert!(out.status.success(), "second deploy failed");
-    assert_eq!(value_after(&text, "stacks changed: "), Some("0"), "a stack changed");
-    assert_eq!(value_after(&text, "pushed: "), Some("0 bytes"), "bytes were pushed");
+    assert_eq!(
+        value_after(&text, "stacks changed: "),
+        Some("0"),
+        "a stack changed"
+    );
+    assert_eq!(
+        value_after(&text, "pushed: "),
+        Some("0 bytes"),
+        "bytes were pushed"
+    );
     assert!(text.contains("Nothing to do"), "the no-op was not reported");
-    assert_eq!(rt.block_on(stack_states(&aws, &prefix)), before, "a stack was updated");
+    assert_eq!(
+        rt.block_on(stack_states(&aws, &prefix)),
+        before,
+        "a stack was updated"
+    );
     assert_eq!(value_after(&text, "image: "), Some(pinned));
 }

@@ -12,6 +12,7 @@ pub struct Clients {
     pub cfn: aws_sdk_cloudformation::Client,
     pub ecr: aws_sdk_ecr::Client,
     pub ecs: aws_sdk_ecs::Client,
+    pub ec2: aws_sdk_ec2::Client,
 }
 
 impl Clients {
@@ -20,6 +21,7 @@ impl Clients {
             cfn: aws_sdk_cloudformation::Client::new(config),
             ecr: aws_sdk_ecr::Client::new(config),
             ecs: aws_sdk_ecs::Client::new(config),
+            ec2: aws_sdk_ec2::Client::new(config),
         }
     }
 }

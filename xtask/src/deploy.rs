@@ -12,7 +12,7 @@ use crate::registry::human_bytes;
 use crate::session::Session;
 use crate::stack::{self, ChangeRow, Deployed, Outcome, Stack};
 use crate::ui::format_duration;
-use crate::{fakecloud, push_image, service};
+use crate::{cloudfront, fakecloud, push_image, service};
 
 pub async fn run(root: &Path, cmd: flags::Deploy) -> Result<()> {
     let started = Instant::now();

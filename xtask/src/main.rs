@@ -3,6 +3,7 @@
 //! Commands are thin (`deploy.rs`, `push_image.rs`); the logic lives in the modules below.
 
 mod aws;
+mod cloudfront;
 mod deploy;
 mod docker;
 mod events;
