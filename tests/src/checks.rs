@@ -135,27 +135,78 @@ fn load_balancer_security_groups(t: &Template) -> BTreeSet<String> {
         .collect()
 }
 
+/// A value with its `Fn::If` alternatives spelled out: each branch with the condition that selects
+/// it (`("UseCloudFront", false)` = the else branch). `AWS::NoValue` branches are dropped.
+pub fn branches(value: &Value) -> Vec<(Option<(&str, bool)>, &Value)> {
+    if let Some(("Fn::If", Value::Sequence(args))) = intrinsic(value) {
+        if let [Value::String(cond), yes, no] = args.as_slice() {
+            return [(yes, true), (no, false)]
+                .into_iter()
+                .filter(|(v, _)| !matches!(intrinsic(v), Some(("Ref", Value::String(r))) if r == "AWS::NoValue"))
+                .map(|(v, taken)| (Some((cond.as_str(), taken)), v))
+                .collect();
+        }
+    }
+    vec![(None, value)]
+}
+
+/// Ingress rules of a security group resource, with the condition that selects each.
+fn ingress_rules(sg: &Value) -> Vec<(Option<(&str, bool)>, &Value)> {
+    list(prop(sg, &["SecurityGroupIngress"]))
+        .into_iter()
+        .flat_map(branches)
+        .collect()
+}
+
+fn is_open(rule: &Value) -> bool {
+    str_of(rule.get("CidrIp")) == Some("0.0.0.0/0") || str_of(rule.get("CidrIpv6")) == Some("::/0")
+}
+
+/// No ingress from anywhere, except the load balancer's when CloudFront is off.
 pub fn no_open_ingress_except_load_balancer(t: &Template) -> Violations {
     let lbs = load_balancer_security_groups(t);
-    let open = |rule: &Value| {
-        str_of(rule.get("CidrIp")) == Some("0.0.0.0/0")
-            || str_of(rule.get("CidrIpv6")) == Some("::/0")
-    };
     let mut out = Vec::new();
     for (id, r) in t.of_type("AWS::EC2::SecurityGroup") {
-        for rule in list(prop(r, &["SecurityGroupIngress"])) {
-            if open(rule) && !lbs.contains(id) {
-                out.push(format!("{}: {id} admits traffic from anywhere (0.0.0.0/0) but is not the load balancer's security group", t.name));
+        for (when, rule) in ingress_rules(r) {
+            let cloudfront_off = when == Some(("UseCloudFront", false));
+            if is_open(rule) && !(lbs.contains(id) && cloudfront_off) {
+                out.push(format!(
+                    "{}: {id} admits traffic from anywhere (0.0.0.0/0); only the load balancer may, and only when CloudFront is off",
+                    t.name
+                ));
             }
         }
     }
     for (id, r) in t.of_type("AWS::EC2::SecurityGroupIngress") {
-        let group = prop(r, &["GroupId"])
-            .and_then(target_of)
-            .unwrap_or_default();
-        if open(r.get("Properties").unwrap_or(&Value::Null)) && !lbs.contains(group) {
+        if is_open(r.get("Properties").unwrap_or(&Value::Null)) {
             out.push(format!(
-                "{}: {id} opens {group} to anywhere (0.0.0.0/0)",
+                "{}: {id} opens a security group to anywhere (0.0.0.0/0)",
+                t.name
+            ));
+        }
+    }
+    out
+}
+
+/// With CloudFront on, the load balancer admits only CloudFront's origin-facing prefix list.
+pub fn load_balancer_admits_only_cloudfront(t: &Template) -> Violations {
+    let mut out = Vec::new();
+    for sg in load_balancer_security_groups(t) {
+        let Some((_, r)) = t.resources().find(|(id, _)| *id == sg) else {
+            continue;
+        };
+        let rules = ingress_rules(r);
+        let on: Vec<_> = rules
+            .iter()
+            .filter(|(w, _)| *w != Some(("UseCloudFront", false)))
+            .collect();
+        let only_prefix_list = !on.is_empty()
+            && on
+                .iter()
+                .all(|(_, rule)| rule.get("SourcePrefixListId").is_some());
+        if !only_prefix_list {
+            out.push(format!(
+                "{}: {sg} (load balancer) must admit only the CloudFront prefix list when CloudFront is on",
                 t.name
             ));
         }
@@ -332,6 +383,235 @@ pub fn repositories_are_safe(t: &Template) -> Violations {
             if str_of(r.get(policy)) != Some("Retain") {
                 out.push(format!("{}: {id} must set {policy}: Retain (deleting the stack must not delete the images)", t.name));
             }
+        }
+    }
+    out
+}
+
+/// Managed policy ids (the same in every account and region).
+pub const CACHING_DISABLED: &str = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad";
+pub const ALL_VIEWER: &str = "216adef6-5c7f-47e4-b989-5492eafa07d3";
+pub const ORIGIN_HEADER: &str = "X-Origin-Verify";
+
+pub fn cloudfront_is_https_uncached_and_signed(t: &Template) -> Violations {
+    let mut out = Vec::new();
+    for (id, r) in t.of_type("AWS::CloudFront::Distribution") {
+        let b = prop(r, &["DistributionConfig", "DefaultCacheBehavior"]);
+        let field = |k: &str| str_of(b.and_then(|b| b.get(k)));
+        if !matches!(
+            field("ViewerProtocolPolicy"),
+            Some("redirect-to-https" | "https-only")
+        ) {
+            out.push(format!(
+                "{}: {id} must serve viewers over HTTPS (ViewerProtocolPolicy: redirect-to-https)",
+                t.name
+            ));
+        }
+        if field("CachePolicyId") != Some(CACHING_DISABLED) {
+            out.push(format!(
+                "{}: {id} must use the managed CachingDisabled policy (the app is dynamic)",
+                t.name
+            ));
+        }
+        if field("OriginRequestPolicyId") != Some(ALL_VIEWER) {
+            out.push(format!("{}: {id} must forward all viewer headers and query strings (managed AllViewer policy)", t.name));
+        }
+        let signed = list(prop(r, &["DistributionConfig", "Origins"]))
+            .iter()
+            .all(|o| {
+                list(o.get("OriginCustomHeaders"))
+                    .iter()
+                    .any(|h| str_of(h.get("HeaderName")) == Some(ORIGIN_HEADER))
+            });
+        if !signed {
+            out.push(format!(
+                "{}: {id} must add the {ORIGIN_HEADER} secret header to every origin request",
+                t.name
+            ));
+        }
+    }
+    out
+}
+
+/// With CloudFront on, the listener answers 403 unless a rule sees the secret header.
+pub fn listener_requires_the_origin_secret(t: &Template) -> Violations {
+    if t.of_type("AWS::CloudFront::Distribution").next().is_none() {
+        return vec![];
+    }
+    let mut out = Vec::new();
+    for (id, r) in t.of_type("AWS::ElasticLoadBalancingV2::Listener") {
+        let defaults: Vec<_> = list(prop(r, &["DefaultActions"]))
+            .into_iter()
+            .flat_map(branches)
+            .collect();
+        let refuses = defaults.iter().any(|(w, a)| {
+            *w == Some(("UseCloudFront", true))
+                && str_of(a.get("Type")) == Some("fixed-response")
+                && str_of(
+                    a.get("FixedResponseConfig")
+                        .and_then(|c| c.get("StatusCode")),
+                ) == Some("403")
+        });
+        if !refuses {
+            out.push(format!(
+                "{}: {id} must answer 403 by default when CloudFront is on",
+                t.name
+            ));
+        }
+        let checks_header =
+            t.of_type("AWS::ElasticLoadBalancingV2::ListenerRule")
+                .any(|(_, rule)| {
+                    prop(rule, &["ListenerArn"]).and_then(target_of) == Some(id)
+                        && list(prop(rule, &["Conditions"])).iter().any(|c| {
+                            str_of(
+                                c.get("HttpHeaderConfig")
+                                    .and_then(|h| h.get("HttpHeaderName")),
+                            ) == Some(ORIGIN_HEADER)
+                        })
+                });
+        if !checks_header {
+            out.push(format!(
+                "{}: {id} has no rule forwarding requests that carry {ORIGIN_HEADER}",
+                t.name
+            ));
+        }
+    }
+    out
+}
+
+/// Roles assumed by ECS tasks are scoped to this account (confused-deputy protection).
+pub fn task_trust_policies_are_scoped(t: &Template) -> Violations {
+    let mut out = Vec::new();
+    for (id, r) in t.of_type("AWS::IAM::Role") {
+        for st in list(prop(r, &["AssumeRolePolicyDocument", "Statement"])) {
+            let principal = format!("{:?}", st.get("Principal"));
+            if principal.contains("ecs-tasks.amazonaws.com") {
+                let cond = format!("{:?}", st.get("Condition"));
+                if !cond.contains("aws:SourceAccount") {
+                    out.push(format!("{}: {id} trusts ecs-tasks.amazonaws.com without an aws:SourceAccount condition", t.name));
+                }
+            }
+        }
+    }
+    out
+}
+
+pub fn task_role_is_separate(t: &Template) -> Violations {
+    t.of_type("AWS::ECS::TaskDefinition")
+        .filter(|(_, r)| {
+            let task = prop(r, &["TaskRoleArn"]).and_then(target_of);
+            task.is_none() || task == prop(r, &["ExecutionRoleArn"]).and_then(target_of)
+        })
+        .map(|(id, _)| {
+            format!(
+                "{}: {id} needs its own TaskRoleArn, separate from the execution role",
+                t.name
+            )
+        })
+        .collect()
+}
+
+pub fn container_insights_on(t: &Template) -> Violations {
+    t.of_type("AWS::ECS::Cluster")
+        .filter(|(_, r)| {
+            !list(prop(r, &["ClusterSettings"])).iter().any(|s| {
+                str_of(s.get("Name")) == Some("containerInsights")
+                    && matches!(str_of(s.get("Value")), Some("enabled" | "enhanced"))
+            })
+        })
+        .map(|(id, _)| format!("{}: {id} must enable Container Insights", t.name))
+        .collect()
+}
+
+fn number(v: Option<&Value>) -> Option<i64> {
+    v.and_then(|v| v.as_i64().or_else(|| v.as_str()?.parse().ok()))
+}
+
+/// Rollouts keep full capacity and take about a minute, not AWS's default ~7.
+pub fn fast_safe_rollouts(t: &Template) -> Violations {
+    let mut out = Vec::new();
+    for (id, r) in t.of_type("AWS::ECS::Service") {
+        let dc = |k| number(prop(r, &["DeploymentConfiguration", k]));
+        if dc("MinimumHealthyPercent") != Some(100) || dc("MaximumPercent") != Some(200) {
+            out.push(format!(
+                "{}: {id} must roll out with MinimumHealthyPercent 100 and MaximumPercent 200",
+                t.name
+            ));
+        }
+        if number(prop(r, &["HealthCheckGracePeriodSeconds"])).is_none() {
+            out.push(format!(
+                "{}: {id} needs a HealthCheckGracePeriodSeconds",
+                t.name
+            ));
+        }
+    }
+    for (id, r) in t.of_type("AWS::ElasticLoadBalancingV2::TargetGroup") {
+        let floor = rollout_floor_seconds(r);
+        if floor.is_none_or(|f| f > 60) {
+            out.push(format!("{}: {id} health check and deregistration settings allow no rollout under 60 s ({floor:?} s)", t.name));
+        }
+    }
+    out
+}
+
+/// The fastest possible rollout a target group allows: a new task must pass `HealthyThresholdCount`
+/// checks `HealthCheckIntervalSeconds` apart, then the old one drains for the deregistration delay.
+pub fn rollout_floor_seconds(target_group: &Value) -> Option<i64> {
+    let interval = number(prop(target_group, &["HealthCheckIntervalSeconds"]))?;
+    let healthy = number(prop(target_group, &["HealthyThresholdCount"]))?;
+    let delay = list(prop(target_group, &["TargetGroupAttributes"]))
+        .iter()
+        .find(|a| str_of(a.get("Key")) == Some("deregistration_delay.timeout_seconds"))
+        .and_then(|a| number(a.get("Value")))
+        .unwrap_or(300);
+    Some(interval * healthy + delay)
+}
+
+pub fn containers_check_health_and_stop_gracefully(t: &Template) -> Violations {
+    let mut out = Vec::new();
+    for (id, r) in t.of_type("AWS::ECS::TaskDefinition") {
+        for c in list(prop(r, &["ContainerDefinitions"])) {
+            let name = str_of(c.get("Name")).unwrap_or("?");
+            let cmd = format!("{:?}", c.get("HealthCheck").and_then(|h| h.get("Command")));
+            if !cmd.contains("--health-check") {
+                out.push(format!("{}: {id} container {name} must run the binary's --health-check as its HealthCheck", t.name));
+            }
+            if number(c.get("StopTimeout")).is_none() {
+                out.push(format!(
+                    "{}: {id} container {name} must set StopTimeout (time to drain after SIGTERM)",
+                    t.name
+                ));
+            }
+        }
+    }
+    out
+}
+
+pub fn services_scale(t: &Template) -> Violations {
+    let services: Vec<&str> = t.of_type("AWS::ECS::Service").map(|(id, _)| id).collect();
+    let targets: Vec<(&str, &Value)> = t
+        .of_type("AWS::ApplicationAutoScaling::ScalableTarget")
+        .collect();
+    let mut out = Vec::new();
+    for svc in services {
+        let target = targets
+            .iter()
+            .find(|(_, r)| format!("{:?}", prop(r, &["ResourceId"])).contains(svc));
+        let Some((target_id, _)) = target else {
+            out.push(format!("{}: {svc} has no Application Auto Scaling target (it cannot grow without a redeploy)", t.name));
+            continue;
+        };
+        let tracked = t
+            .of_type("AWS::ApplicationAutoScaling::ScalingPolicy")
+            .any(|(_, p)| {
+                prop(p, &["ScalingTargetId"]).and_then(target_of) == Some(target_id)
+                    && str_of(prop(p, &["PolicyType"])) == Some("TargetTrackingScaling")
+            });
+        if !tracked {
+            out.push(format!(
+                "{}: {svc} scales with no target-tracking policy",
+                t.name
+            ));
         }
     }
     out

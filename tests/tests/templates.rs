@@ -322,3 +322,168 @@ fn the_reference_architecture_is_all_there() {
         assert_eq!(count(&ecs, ty), 1, "{ty}");
     }
 }
+
+rule!(
+    lb_only_cloudfront,
+    checks::load_balancer_admits_only_cloudfront,
+    r#"
+Resources:
+  LbSg:
+    Type: AWS::EC2::SecurityGroup
+    Properties:
+      SecurityGroupIngress:
+        - !If [UseCloudFront, { IpProtocol: tcp, FromPort: 80, ToPort: 80, CidrIp: 0.0.0.0/0 }, !Ref AWS::NoValue]
+  Lb:
+    Type: AWS::ElasticLoadBalancingV2::LoadBalancer
+    Properties: { SecurityGroups: [!Ref LbSg] }
+"#,
+    "LbSg (load balancer) must admit only the CloudFront prefix list"
+);
+
+rule!(
+    open_when_cloudfront_on,
+    checks::no_open_ingress_except_load_balancer,
+    r#"
+Resources:
+  LbSg:
+    Type: AWS::EC2::SecurityGroup
+    Properties:
+      SecurityGroupIngress:
+        - !If [UseCloudFront, { IpProtocol: tcp, FromPort: 80, ToPort: 80, CidrIp: 0.0.0.0/0 }, !Ref AWS::NoValue]
+  Lb:
+    Type: AWS::ElasticLoadBalancingV2::LoadBalancer
+    Properties: { SecurityGroups: [!Ref LbSg] }
+"#,
+    "only when CloudFront is off"
+);
+
+rule!(
+    cloudfront_https,
+    checks::cloudfront_is_https_uncached_and_signed,
+    r#"
+Resources:
+  Cdn:
+    Type: AWS::CloudFront::Distribution
+    Properties:
+      DistributionConfig:
+        Origins: [{ Id: alb, DomainName: x }]
+        DefaultCacheBehavior: { ViewerProtocolPolicy: allow-all, CachePolicyId: 4135ea2d-6df8-44a3-9df3-4b5a84be39ad, OriginRequestPolicyId: 216adef6-5c7f-47e4-b989-5492eafa07d3 }
+"#,
+    "Cdn must serve viewers over HTTPS"
+);
+
+rule!(
+    cloudfront_secret_header,
+    checks::cloudfront_is_https_uncached_and_signed,
+    r#"
+Resources:
+  Cdn:
+    Type: AWS::CloudFront::Distribution
+    Properties:
+      DistributionConfig:
+        Origins: [{ Id: alb, DomainName: x }]
+        DefaultCacheBehavior: { ViewerProtocolPolicy: redirect-to-https, CachePolicyId: 4135ea2d-6df8-44a3-9df3-4b5a84be39ad, OriginRequestPolicyId: 216adef6-5c7f-47e4-b989-5492eafa07d3 }
+"#,
+    "must add the X-Origin-Verify secret header"
+);
+
+rule!(
+    listener_secret,
+    checks::listener_requires_the_origin_secret,
+    r#"
+Resources:
+  Cdn:
+    Type: AWS::CloudFront::Distribution
+    Properties: {}
+  Listener:
+    Type: AWS::ElasticLoadBalancingV2::Listener
+    Properties:
+      DefaultActions: [{ Type: forward, TargetGroupArn: !Ref Tg }]
+"#,
+    "Listener must answer 403 by default"
+);
+
+rule!(
+    trust_scoped,
+    checks::task_trust_policies_are_scoped,
+    r#"
+Resources:
+  Role:
+    Type: AWS::IAM::Role
+    Properties:
+      AssumeRolePolicyDocument:
+        Statement: [{ Effect: Allow, Principal: { Service: ecs-tasks.amazonaws.com }, Action: sts:AssumeRole }]
+"#,
+    "Role trusts ecs-tasks.amazonaws.com without an aws:SourceAccount condition"
+);
+
+rule!(
+    task_role,
+    checks::task_role_is_separate,
+    r#"
+Resources:
+  Task:
+    Type: AWS::ECS::TaskDefinition
+    Properties: { ExecutionRoleArn: !GetAtt Role.Arn, TaskRoleArn: !GetAtt Role.Arn }
+"#,
+    "Task needs its own TaskRoleArn"
+);
+
+rule!(
+    insights,
+    checks::container_insights_on,
+    r#"
+Resources:
+  Cluster:
+    Type: AWS::ECS::Cluster
+    Properties: { ClusterSettings: [{ Name: containerInsights, Value: disabled }] }
+"#,
+    "Cluster must enable Container Insights"
+);
+
+rule!(
+    rollouts,
+    checks::fast_safe_rollouts,
+    r#"
+Resources:
+  Tg:
+    Type: AWS::ElasticLoadBalancingV2::TargetGroup
+    Properties: { HealthCheckIntervalSeconds: 30, HealthyThresholdCount: 5 }
+"#,
+    "allow no rollout under 60 s"
+);
+
+rule!(
+    graceful_containers,
+    checks::containers_check_health_and_stop_gracefully,
+    r#"
+Resources:
+  Task:
+    Type: AWS::ECS::TaskDefinition
+    Properties:
+      ContainerDefinitions: [{ Name: app, HealthCheck: { Command: [CMD, /app, --health-check] } }]
+"#,
+    "container app must set StopTimeout"
+);
+
+rule!(
+    scaling,
+    checks::services_scale,
+    r#"
+Resources:
+  Service:
+    Type: AWS::ECS::Service
+    Properties: {}
+"#,
+    "Service has no Application Auto Scaling target"
+);
+
+#[test]
+fn rollout_floor_is_a_minute_or_less() {
+    let ecs = Template::load("ecs");
+    for (id, tg) in ecs.of_type("AWS::ElasticLoadBalancingV2::TargetGroup") {
+        let floor = checks::rollout_floor_seconds(tg).expect("health check settings present");
+        println!("rollout floor for {id}: {floor} s (healthy threshold x interval + deregistration delay)");
+        assert!(floor <= 60, "{id}: {floor} s");
+    }
+}
