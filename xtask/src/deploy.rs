@@ -7,17 +7,35 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use crate::flags;
-use crate::project::StackKind;
+use crate::project::{Environment, StackKind};
 use crate::registry::human_bytes;
 use crate::session::Session;
 use crate::stack::{self, ChangeRow, Deployed, Outcome, Stack};
-use crate::ui::format_duration;
-use crate::{cloudfront, fakecloud, push_image, service};
+use crate::ui::{format_duration, Ui};
+use crate::{fakecloud, push_image, service};
 
 pub async fn run(root: &Path, cmd: flags::Deploy) -> Result<()> {
     let started = Instant::now();
     let docker = crate::docker::connect().await?;
-    let s = Session::open(root, &cmd.target).await?;
+    let ui = Ui::new();
+    let mut phases: Vec<(&str, Duration, String)> = Vec::new();
+
+    // Everything that needs no AWS first: a broken image stops here.
+    let t = Instant::now();
+    let env = Environment::load(root, &cmd.target.env)?;
+    let image = push_image::prepare(root, &docker, &ui, &env).await?;
+    let image_note = if image.built {
+        "built"
+    } else {
+        "already built"
+    };
+    phases.push((
+        "image + pre-flight",
+        t.elapsed(),
+        format!("{} ({image_note})", image.local_ref),
+    ));
+
+    let s = Session::open(root, &cmd.target, ui).await?;
     let ask = !cmd.yes && !s.local;
     let approve = |stack: &Stack, rows: &[ChangeRow]| -> bool {
         if !ask {
@@ -39,8 +57,6 @@ pub async fn run(root: &Path, cmd: flags::Deploy) -> Result<()> {
         );
         s.ui.confirm(&question).unwrap_or(true)
     };
-    let mut phases: Vec<(&str, Duration, String)> = Vec::new();
-
     let t = Instant::now();
     let (vpc, ecr) = tokio::try_join!(
         deploy_stack(&s, StackKind::Vpc, &[], &approve),
@@ -53,27 +69,17 @@ pub async fn run(root: &Path, cmd: flags::Deploy) -> Result<()> {
     ));
 
     let t = Instant::now();
-    let (image, pushed) = push_image::build_and_push(&s, &docker).await?;
-    let image_note = if image.built {
-        "built"
-    } else {
-        "already built"
-    };
+    let pushed = push_image::push(&s, &docker, &image).await?;
     phases.push((
-        "image + push",
+        "push",
         t.elapsed(),
-        format!(
-            "{} ({image_note}), {} pushed",
-            image.local_ref,
-            human_bytes(pushed.bytes_pushed)
-        ),
+        format!("{} pushed", human_bytes(pushed.bytes_pushed)),
     ));
 
     let t = Instant::now();
-    let extra = [
-        ("ImageUri", pushed.pinned_uri()),
-        ("CpuArchitecture", image.cpu_architecture.clone()),
-    ];
+    let extra = s
+        .ecs_parameters(pushed.pinned_uri(), &image.cpu_architecture)
+        .await?;
     let ecs = deploy_stack(&s, StackKind::Ecs, &extra, &approve).await?;
     phases.push(("ecs stack", t.elapsed(), describe(&ecs).to_owned()));
 

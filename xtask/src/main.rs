@@ -12,6 +12,7 @@ mod flags;
 mod image;
 #[cfg(test)]
 mod mock;
+mod preflight;
 mod project;
 mod push_image;
 mod registry;

@@ -1,18 +1,27 @@
-//! `cargo xtask push-image`: build the image if needed and push it to the environment's repository.
+//! `cargo xtask push-image`: build the image if needed, check it runs, and push it to the
+//! environment's repository.
 
 use std::path::Path;
+use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
+use bollard::Docker;
 
 use crate::flags;
 use crate::image::{self, Image};
+use crate::preflight::{self, Expectations};
+use crate::project::{Environment, StackKind};
 use crate::registry::{self, Pushed};
 use crate::session::Session;
+use crate::ui::Ui;
 
 pub async fn run(root: &Path, cmd: flags::PushImage) -> Result<()> {
     let docker = crate::docker::connect().await?;
-    let session = Session::open(root, &cmd.target).await?;
-    let (_, pushed) = build_and_push(&session, &docker).await?;
+    let ui = Ui::new();
+    let env = Environment::load(root, &cmd.target.env)?;
+    let image = prepare(root, &docker, &ui, &env).await?;
+    let session = Session::open(root, &cmd.target, ui).await?;
+    let pushed = push(&session, &docker, &image).await?;
     println!("image: {}", pushed.pinned_uri());
     println!(
         "pushed: {} bytes{}",
@@ -26,20 +35,35 @@ pub async fn run(root: &Path, cmd: flags::PushImage) -> Result<()> {
     Ok(())
 }
 
-/// Build (if needed) and push (if needed): the step `deploy` runs between the ecr and ecs stacks.
-pub async fn build_and_push(
-    session: &Session,
-    docker: &bollard::Docker,
-) -> Result<(Image, Pushed)> {
+/// Build the image (if needed) and run the pre-flight checks: everything that needs no AWS.
+pub async fn prepare(root: &Path, docker: &Docker, ui: &Ui, env: &Environment) -> Result<Image> {
+    let image = image::ensure(root, docker, ui, &env.prefix()).await?;
+    let params = env.parameters(StackKind::Ecs, &[]);
+    let expect = Expectations {
+        container_port: match params.get("ContainerPort") {
+            Some(p) => p
+                .parse()
+                .with_context(|| format!("stacks.ecs.ContainerPort {p:?} is not a port number"))?,
+            None => 8080,
+        },
+        cpu_architecture: params.get("CpuArchitecture").cloned(),
+        // The ecs template's HealthCheckTimeoutSeconds.
+        health_timeout: Duration::from_secs(2),
+        startup_timeout: Duration::from_secs(15),
+    };
+    preflight::check(docker, ui, &image, &expect).await?;
+    Ok(image)
+}
+
+/// Push the image unless ECR already has its tag.
+pub async fn push(session: &Session, docker: &Docker, image: &Image) -> Result<Pushed> {
     let repository = session.repository_name().await?;
-    let image = image::ensure(&session.root, docker, &session.ui, &session.env.prefix()).await?;
-    let pushed = registry::push(
+    registry::push(
         &session.clients.ecr,
         docker,
         &session.ui,
-        &image,
+        image,
         &repository,
     )
-    .await?;
-    Ok((image, pushed))
+    .await
 }

@@ -1,20 +1,19 @@
 //! What every command starts from: the environment's parameters, the AWS clients (real AWS or
 //! fakecloud), the UI, and how often to poll.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 
 use crate::aws::{self, Clients};
-use crate::fakecloud;
 use crate::flags::Target;
 use crate::project::{Environment, StackKind};
 use crate::stack;
 use crate::ui::Ui;
+use crate::{cloudfront, fakecloud};
 
 pub struct Session {
-    pub root: PathBuf,
     pub env: Environment,
     pub clients: Clients,
     pub ui: Ui,
@@ -24,15 +23,13 @@ pub struct Session {
 }
 
 impl Session {
-    pub async fn open(root: &Path, target: &Target) -> Result<Session> {
+    pub async fn open(root: &Path, target: &Target, ui: Ui) -> Result<Session> {
         let env = Environment::load(root, &target.env)?;
-        let ui = Ui::new();
         if target.local {
             fakecloud::ensure_running(&ui, root).await?;
         }
         let config = aws::load(target.local).await?;
         Ok(Session {
-            root: root.to_owned(),
             env,
             clients: Clients::new(&config),
             ui,
@@ -82,6 +79,26 @@ impl Session {
         stack::outputs(&stack)
             .remove("RepositoryName")
             .with_context(|| format!("stack {name} has no RepositoryName output: deploy it again"))
+    }
+
+    /// The ecs stack's computed parameters: the pinned image, its architecture, and (with
+    /// CloudFront on) the id of CloudFront's origin-facing prefix list.
+    pub async fn ecs_parameters(
+        &self,
+        image_uri: String,
+        cpu_architecture: &str,
+    ) -> Result<Vec<(&'static str, String)>> {
+        let mut extra = vec![
+            ("ImageUri", image_uri),
+            ("CpuArchitecture", cpu_architecture.to_owned()),
+        ];
+        if cloudfront::enabled(&self.env.parameters(StackKind::Ecs, &[])) {
+            extra.push((
+                "CloudFrontPrefixListId",
+                cloudfront::origin_facing_prefix_list(&self.clients.ec2).await?,
+            ));
+        }
+        Ok(extra)
     }
 
     /// `--env X --local` as the user would type it, for messages that suggest a command.

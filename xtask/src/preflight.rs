@@ -1,0 +1,208 @@
+//! Pre-flight: before any AWS call, run the freshly built image locally the way ECS will (its
+//! port, a read-only root filesystem) and check it answers its health route in time and was built
+//! for the platform the task definition asks for. A bad image stops here, not 10 minutes into a rollout.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+};
+use bollard::Docker;
+use futures_util::StreamExt;
+
+use crate::image::Image;
+use crate::ui::Ui;
+
+/// What the task definition will ask of the image.
+pub struct Expectations {
+    pub container_port: u16,
+    /// `X86_64` / `ARM64`, when the environment pins one; otherwise the image's own is used.
+    pub cpu_architecture: Option<String>,
+    /// How long one health request may take (the target group's `HealthCheckTimeoutSeconds`).
+    pub health_timeout: Duration,
+    /// How long the app may take to start answering.
+    pub startup_timeout: Duration,
+}
+
+/// Runs the checks; returns the time from container start to the first 200 on the health route.
+pub async fn check(
+    docker: &Docker,
+    ui: &Ui,
+    image: &Image,
+    expect: &Expectations,
+) -> Result<Duration> {
+    platform_matches(image, expect.cpu_architecture.as_deref())?;
+    let spinner = ui.spinner("pre-flight");
+    spinner.set(format!("running {} locally", image.local_ref));
+    let name = format!("xtask-preflight-{}", std::process::id());
+    let body = ContainerCreateBody {
+        image: Some(image.local_ref.clone()),
+        env: Some(vec![format!("PORT={}", expect.container_port)]),
+        exposed_ports: Some(vec![format!("{}/tcp", expect.container_port)]),
+        host_config: Some(HostConfig {
+            publish_all_ports: Some(true),
+            readonly_rootfs: Some(true),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    docker
+        .create_container(
+            Some(CreateContainerOptionsBuilder::default().name(&name).build()),
+            body,
+        )
+        .await
+        .with_context(|| {
+            format!(
+                "pre-flight: cannot create a container from {}",
+                image.local_ref
+            )
+        })?;
+    let result = run_checks(docker, &name, expect).await;
+    let outcome = match result {
+        Ok(took) => {
+            spinner.done(format!(
+                "/health answered 200 {} after start",
+                crate::ui::format_duration(took)
+            ));
+            Ok(took)
+        }
+        Err(e) => {
+            spinner.failed("failed");
+            let logs = last_logs(docker, &name, 20).await;
+            Err(e.context(format!(
+                "pre-flight of {} failed, so nothing was deployed; the container's last log lines:\n{}",
+                image.local_ref,
+                if logs.is_empty() { "(none)".to_owned() } else { logs }
+            )))
+        }
+    };
+    let _ = docker
+        .remove_container(
+            &name,
+            Some(RemoveContainerOptionsBuilder::default().force(true).build()),
+        )
+        .await;
+    outcome
+}
+
+async fn run_checks(docker: &Docker, name: &str, expect: &Expectations) -> Result<Duration> {
+    docker
+        .start_container(name, None)
+        .await
+        .context("cannot start the container")?;
+    let started = Instant::now();
+    let key = format!("{}/tcp", expect.container_port);
+    let inspect = docker
+        .inspect_container(name, None)
+        .await
+        .context("cannot inspect the container")?;
+    let host_port = inspect
+        .network_settings
+        .and_then(|n| n.ports)
+        .and_then(|p| p.get(&key).cloned().flatten())
+        .and_then(|b| b.into_iter().find_map(|b| b.host_port))
+        .and_then(|p| p.parse::<u16>().ok())
+        .with_context(|| {
+            format!(
+                "the image does not expose port {key}: add `EXPOSE {}` to app/Dockerfile",
+                expect.container_port
+            )
+        })?;
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], host_port));
+    let mut last = String::from("no answer yet");
+    while started.elapsed() < expect.startup_timeout {
+        let state = docker
+            .inspect_container(name, None)
+            .await
+            .ok()
+            .and_then(|i| i.state);
+        if state.as_ref().is_some_and(|s| s.running == Some(false)) {
+            let code = state.and_then(|s| s.exit_code).unwrap_or(-1);
+            bail!("the container exited with code {code} right after starting");
+        }
+        let asked = Instant::now();
+        match crate::fakecloud::http_get_at(addr, "/health") {
+            Ok((200, _)) if asked.elapsed() <= expect.health_timeout => {
+                return Ok(started.elapsed())
+            }
+            Ok((200, _)) => {
+                last = format!(
+                    "/health took {:?}, over the target group's {:?} timeout",
+                    asked.elapsed(),
+                    expect.health_timeout
+                )
+            }
+            Ok((status, _)) => {
+                last = format!("/health answered {status}, the target group wants 200")
+            }
+            Err(e) => {
+                last = format!(
+                    "nothing answers on container port {}: {e}",
+                    expect.container_port
+                )
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!(
+        "the app did not pass its health check within {:?}: {last}",
+        expect.startup_timeout
+    )
+}
+
+/// The image must be a Linux image for the architecture the task definition declares.
+pub fn platform_matches(image: &Image, wanted: Option<&str>) -> Result<()> {
+    match wanted {
+        Some(want) if want != image.cpu_architecture => bail!(
+            "the image is built for {} but the environment's CpuArchitecture is {want}: build on a matching \
+             host or change CpuArchitecture under stacks.ecs in the environment file",
+            image.cpu_architecture
+        ),
+        _ => Ok(()),
+    }
+}
+
+async fn last_logs(docker: &Docker, name: &str, lines: usize) -> String {
+    let options = LogsOptionsBuilder::default()
+        .stdout(true)
+        .stderr(true)
+        .tail(&lines.to_string())
+        .build();
+    let mut out = String::new();
+    let mut stream = docker.logs(name, Some(options));
+    while let Some(Ok(chunk)) = stream.next().await {
+        out.push_str(&chunk.to_string());
+    }
+    out.trim_end().to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image(arch: &str) -> Image {
+        Image {
+            local_ref: "x:1".into(),
+            tag: "1".into(),
+            cpu_architecture: arch.into(),
+            size_bytes: 1,
+            built: true,
+        }
+    }
+
+    #[test]
+    fn platform_mismatch_is_refused_with_the_fix() {
+        assert!(platform_matches(&image("X86_64"), None).is_ok());
+        assert!(platform_matches(&image("X86_64"), Some("X86_64")).is_ok());
+        let err = platform_matches(&image("X86_64"), Some("ARM64"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("built for X86_64") && err.contains("CpuArchitecture is ARM64"),
+            "{err}"
+        );
+    }
+}
