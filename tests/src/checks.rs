@@ -572,7 +572,14 @@ pub fn containers_check_health_and_stop_gracefully(t: &Template) -> Violations {
     for (id, r) in t.of_type("AWS::ECS::TaskDefinition") {
         for c in list(prop(r, &["ContainerDefinitions"])) {
             let name = str_of(c.get("Name")).unwrap_or("?");
-            let cmd = format!("{:?}", c.get("HealthCheck").and_then(|h| h.get("Command")));
+            let checks: Vec<_> = c.get("HealthCheck").map(branches).unwrap_or_default();
+            let cmd = format!(
+                "{:?}",
+                checks
+                    .iter()
+                    .map(|(_, h)| h.get("Command"))
+                    .collect::<Vec<_>>()
+            );
             if !cmd.contains("--health-check") {
                 out.push(format!("{}: {id} container {name} must run the binary's --health-check as its HealthCheck", t.name));
             }

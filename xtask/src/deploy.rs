@@ -93,6 +93,26 @@ pub async fn run(root: &Path, cmd: flags::Deploy) -> Result<()> {
         })
     };
     let (cluster, service_name) = (output("ClusterName")?, output("ServiceName")?);
+    let stability = if s.local {
+        if ecs.outcome == Outcome::Updated {
+            let desired = s
+                .env
+                .parameters(StackKind::Ecs, &[])
+                .get("DesiredCount")
+                .and_then(|d| d.parse().ok());
+            fakecloud::replace_service_tasks(
+                &s.clients.ecs,
+                &s.ui,
+                &cluster,
+                &service_name,
+                desired.unwrap_or(1),
+            )
+            .await?;
+        }
+        service::Stability::CountsOnly
+    } else {
+        service::Stability::OneDeployment
+    };
     service::wait_stable(
         &s.clients.ecs,
         &s.ui,
@@ -100,6 +120,7 @@ pub async fn run(root: &Path, cmd: flags::Deploy) -> Result<()> {
         &service_name,
         s.poll,
         Duration::from_secs(20 * 60),
+        stability,
     )
     .await?;
     phases.push((

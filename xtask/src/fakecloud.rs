@@ -106,6 +106,60 @@ fn healthy() -> bool {
     matches!(http_get("/_fakecloud/health"), Ok((200, _)))
 }
 
+/// fakecloud records a new deployment when CloudFormation changes the service's task definition
+/// but never replaces the running tasks. Locally, stop them and start fresh ones (a few seconds
+/// without a task, which only a local run can afford); AWS rolls them itself.
+pub async fn replace_service_tasks(
+    ecs: &aws_sdk_ecs::Client,
+    ui: &Ui,
+    cluster: &str,
+    service: &str,
+    desired: i32,
+) -> Result<()> {
+    let spinner = ui.spinner("local rollout");
+    let scale = |count: i32| {
+        ecs.update_service()
+            .cluster(cluster)
+            .service(service)
+            .desired_count(count)
+            .send()
+    };
+    spinner.set("stopping the old tasks (fakecloud does not roll a service's tasks itself)");
+    scale(0)
+        .await
+        .map_err(crate::aws::aws_error)
+        .context("cannot scale the local service down")?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = ecs
+            .describe_services()
+            .cluster(cluster)
+            .services(service)
+            .send()
+            .await
+            .map_err(crate::aws::aws_error)
+            .context("cannot describe the local service")?;
+        if out
+            .services()
+            .first()
+            .is_some_and(|s| s.running_count() == 0)
+        {
+            break;
+        }
+        if Instant::now() > deadline {
+            spinner.failed("old tasks still running");
+            bail!("fakecloud did not stop the old tasks of {service} within 60 s: see target/fakecloud.log");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    scale(desired)
+        .await
+        .map_err(crate::aws::aws_error)
+        .context("cannot scale the local service up")?;
+    spinner.done(format!("replaced the tasks of {service}"));
+    Ok(())
+}
+
 /// Where an ALB answers locally: fakecloud binds each active ALB on 127.0.0.1:<port>.
 pub async fn load_balancer_url(lb_arn: &str) -> Result<String> {
     let (status, body) = http_get("/_fakecloud/elbv2/load-balancers")?;

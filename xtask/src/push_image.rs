@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use bollard::Docker;
 
 use crate::flags;
@@ -35,17 +35,16 @@ pub async fn run(root: &Path, cmd: flags::PushImage) -> Result<()> {
     Ok(())
 }
 
+/// The port the app listens on in its container: `App.Container.Port` in infra/ecs.yaml and
+/// `EXPOSE` in app/Dockerfile (a test in tests/ keeps all three equal).
+pub const CONTAINER_PORT: u16 = 8080;
+
 /// Build the image (if needed) and run the pre-flight checks: everything that needs no AWS.
 pub async fn prepare(root: &Path, docker: &Docker, ui: &Ui, env: &Environment) -> Result<Image> {
     let image = image::ensure(root, docker, ui, &env.prefix()).await?;
     let params = env.parameters(StackKind::Ecs, &[]);
     let expect = Expectations {
-        container_port: match params.get("ContainerPort") {
-            Some(p) => p
-                .parse()
-                .with_context(|| format!("stacks.ecs.ContainerPort {p:?} is not a port number"))?,
-            None => 8080,
-        },
+        container_port: CONTAINER_PORT,
         cpu_architecture: params.get("CpuArchitecture").cloned(),
         // The ecs template's HealthCheckTimeoutSeconds.
         health_timeout: Duration::from_secs(2),

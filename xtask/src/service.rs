@@ -16,7 +16,16 @@ pub enum Assessment {
     Failed(String),
 }
 
-pub fn assess(service: &Service) -> Assessment {
+/// How strictly to judge stability.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stability {
+    /// AWS: one deployment left and running = desired.
+    OneDeployment,
+    /// fakecloud keeps superseded deployments listed: running = desired is all it can show.
+    CountsOnly,
+}
+
+pub fn assess(service: &Service, mode: Stability) -> Assessment {
     let deployments = service.deployments();
     let (running, desired, pending) = (
         service.running_count(),
@@ -32,7 +41,8 @@ pub fn assess(service: &Service) -> Assessment {
             failed.rollout_state_reason().unwrap_or("no reason given")
         ));
     }
-    if deployments.len() == 1 && running == desired {
+    let settled = deployments.len() == 1 || mode == Stability::CountsOnly;
+    if settled && running == desired {
         Assessment::Stable
     } else {
         Assessment::Waiting(format!(
@@ -50,6 +60,7 @@ pub async fn wait_stable(
     service: &str,
     poll: Duration,
     timeout: Duration,
+    mode: Stability,
 ) -> Result<()> {
     let spinner = ui.spinner("service");
     let started = Instant::now();
@@ -85,7 +96,7 @@ pub async fn wait_stable(
         } else if seen_events.is_none() {
             seen_events = Some(String::new());
         }
-        match assess(svc) {
+        match assess(svc, mode) {
             Assessment::Stable => {
                 spinner.done(format!(
                     "{}/{} tasks running",
@@ -126,6 +137,10 @@ mod tests {
             .build()
     }
 
+    fn assess_one(s: &Service) -> Assessment {
+        assess(s, Stability::OneDeployment)
+    }
+
     fn deployment(state: DeploymentRolloutState) -> Deployment {
         Deployment::builder()
             .rollout_state(state)
@@ -136,20 +151,20 @@ mod tests {
     #[test]
     fn stable_means_one_deployment_and_all_tasks_running() {
         let one = || deployment(DeploymentRolloutState::InProgress);
-        assert_eq!(assess(&service(1, 1, vec![one()])), Assessment::Stable);
+        assert_eq!(assess_one(&service(1, 1, vec![one()])), Assessment::Stable);
         assert!(matches!(
-            assess(&service(0, 1, vec![one()])),
+            assess_one(&service(0, 1, vec![one()])),
             Assessment::Waiting(_)
         ));
         assert!(matches!(
-            assess(&service(1, 1, vec![one(), one()])),
+            assess_one(&service(1, 1, vec![one(), one()])),
             Assessment::Waiting(_)
         ));
     }
 
     #[test]
     fn a_failed_rollout_names_the_circuit_breaker() {
-        let a = assess(&service(
+        let a = assess_one(&service(
             1,
             1,
             vec![deployment(DeploymentRolloutState::Failed)],

@@ -92,6 +92,11 @@ impl Session {
             ("ImageUri", image_uri),
             ("CpuArchitecture", cpu_architecture.to_owned()),
         ];
+        if self.local {
+            // fakecloud runs container health checks through /bin/sh, which FROM scratch lacks;
+            // the load balancer's health check still guards the service.
+            extra.push(("ContainerHealthCheck", "false".to_owned()));
+        }
         if cloudfront::enabled(&self.env.parameters(StackKind::Ecs, &[])) {
             extra.push((
                 "CloudFrontPrefixListId",

@@ -152,7 +152,16 @@ pub async fn deploy(
             .map(|s| s.as_str().to_owned());
         match plan(&stack.name, status.as_deref()) {
             Plan::Create => break ChangeSetType::Create,
-            Plan::Update => break ChangeSetType::Update,
+            Plan::Update => {
+                let deployed = current.expect("an update is planned only for an existing stack");
+                if same_as_deployed(cfn, stack, &deployed).await? {
+                    return Ok(Deployed {
+                        outcome: Outcome::NoChanges,
+                        outputs: outputs(&deployed),
+                    });
+                }
+                break ChangeSetType::Update;
+            }
             Plan::Refuse(why) => bail!(why),
             Plan::Wait => {
                 spinner.set(format!(
@@ -255,6 +264,71 @@ pub async fn deploy(
         }
         tokio::time::sleep(poll).await;
     }
+}
+
+/// True when the deployed stack already has exactly this template, these parameters and tags:
+/// then a change set could only say "no changes", so we skip making one (and the seconds it takes).
+async fn same_as_deployed(
+    cfn: &Client,
+    stack: &Stack,
+    deployed: &aws_sdk_cloudformation::types::Stack,
+) -> Result<bool> {
+    let template = cfn
+        .get_template()
+        .stack_name(&stack.name)
+        .template_stage(aws_sdk_cloudformation::types::TemplateStage::Original)
+        .send()
+        .await
+        .map_err(aws_error)
+        .with_context(|| format!("cannot read the deployed template of stack {}", stack.name))?;
+    if template.template_body() != Some(stack.template.as_str()) {
+        return Ok(false);
+    }
+    let deployed_params: BTreeMap<String, String> = deployed
+        .parameters()
+        .iter()
+        .filter_map(|p| {
+            Some((
+                p.parameter_key()?.to_owned(),
+                p.parameter_value()?.to_owned(),
+            ))
+        })
+        // Pseudo parameters are not parameters (fakecloud lists them; AWS does not).
+        .filter(|(k, _)| !k.starts_with("AWS::"))
+        .collect();
+    let deployed_tags: BTreeMap<&str, &str> = deployed
+        .tags()
+        .iter()
+        .filter_map(|t| Some((t.key()?, t.value()?)))
+        .collect();
+    let our_tags: BTreeMap<&str, &str> = stack
+        .tags
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    Ok(deployed_tags == our_tags && effective_parameters(stack) == Some(deployed_params))
+}
+
+/// Every parameter the template declares, with the value a deploy would give it: ours, else the
+/// template's default. `None` when the template cannot be read or a parameter has neither.
+pub fn effective_parameters(stack: &Stack) -> Option<BTreeMap<String, String>> {
+    let template: serde_yaml::Value = serde_yaml::from_str(&stack.template).ok()?;
+    let declared = template.get("Parameters").and_then(|p| p.as_mapping());
+    let mut out = BTreeMap::new();
+    for (name, decl) in declared.into_iter().flatten() {
+        let name = name.as_str()?.to_owned();
+        let value = match stack.parameters.get(&name) {
+            Some(v) => v.clone(),
+            None => match decl.get("Default")? {
+                serde_yaml::Value::String(s) => s.clone(),
+                serde_yaml::Value::Number(n) => n.to_string(),
+                serde_yaml::Value::Bool(b) => b.to_string(),
+                _ => return None,
+            },
+        };
+        out.insert(name, value);
+    }
+    Some(out)
 }
 
 async fn current_outputs(cfn: &Client, name: &str) -> Result<BTreeMap<String, String>> {

@@ -18,6 +18,35 @@ fn plans_follow_the_stack_status() {
 }
 
 #[test]
+fn effective_parameters_fill_in_template_defaults() {
+    let stack = Stack {
+        name: "s".into(),
+        label: "s".into(),
+        template: "Parameters:\n  A: { Type: String }\n  B: { Type: Number, Default: 30 }\n  C: { Type: String, Default: x }\nResources: {}\n".into(),
+        parameters: BTreeMap::from([("A".into(), "1".into()), ("C".into(), "y".into())]),
+        tags: vec![],
+    };
+    let p = effective_parameters(&stack).unwrap();
+    assert_eq!(
+        p,
+        BTreeMap::from([
+            ("A".into(), "1".into()),
+            ("B".into(), "30".into()),
+            ("C".into(), "y".into())
+        ])
+    );
+    let missing = Stack {
+        parameters: BTreeMap::new(),
+        ..stack
+    };
+    assert_eq!(
+        effective_parameters(&missing),
+        None,
+        "A has no value and no default"
+    );
+}
+
+#[test]
 fn empty_change_sets_are_recognised() {
     assert!(is_empty_change_set("The submitted information didn't contain changes. Submit different information to create a change set."));
     assert!(is_empty_change_set("No updates are to be performed."));
@@ -46,6 +75,7 @@ mod with_mocked_cloudformation {
     use aws_sdk_cloudformation::operation::describe_stacks::{
         DescribeStacksError, DescribeStacksOutput,
     };
+    use aws_sdk_cloudformation::operation::get_template::GetTemplateOutput;
     use aws_sdk_cloudformation::operation::{
         create_change_set::CreateChangeSetOutput, delete_change_set::DeleteChangeSetOutput,
         delete_stack::DeleteStackOutput, describe_change_set::DescribeChangeSetOutput,
@@ -84,6 +114,15 @@ mod with_mocked_cloudformation {
                     .build(),
             )
             .build()
+    }
+
+    /// GetTemplate answering with an older template, so a change set is needed.
+    fn older_template() -> aws_smithy_mocks::Rule {
+        mock!(Client::get_template).then_output(|| {
+            GetTemplateOutput::builder()
+                .template_body("Resources: {old: 1}")
+                .build()
+        })
     }
 
     fn missing() -> DescribeStacksError {
@@ -151,7 +190,14 @@ mod with_mocked_cloudformation {
             .then_output(|| ExecuteChangeSetOutput::builder().build());
         let cfn = mock_sdk!(
             aws_sdk_cloudformation,
-            [&describe, &create, &ready, &delete, &execute]
+            [
+                &older_template(),
+                &describe,
+                &create,
+                &ready,
+                &delete,
+                &execute
+            ]
         );
 
         let spinner = Ui::new().spinner("test");
@@ -209,7 +255,14 @@ mod with_mocked_cloudformation {
             .then_output(|| ExecuteChangeSetOutput::builder().build());
         let cfn = mock_sdk!(
             aws_sdk_cloudformation,
-            [&describe, &create, &ready, &stack_events, &execute]
+            [
+                &older_template(),
+                &describe,
+                &create,
+                &ready,
+                &stack_events,
+                &execute
+            ]
         );
 
         let mut cursor = Cursor::default();
@@ -292,7 +345,14 @@ mod with_mocked_cloudformation {
             .then_output(|| ExecuteChangeSetOutput::builder().build());
         let cfn = mock_sdk!(
             aws_sdk_cloudformation,
-            [&describe, &create, &ready, &stack_events, &execute]
+            [
+                &older_template(),
+                &describe,
+                &create,
+                &ready,
+                &stack_events,
+                &execute
+            ]
         );
 
         let spinner = Ui::new().spinner("test");
@@ -329,7 +389,15 @@ mod with_mocked_cloudformation {
             .then_output(|| ExecuteChangeSetOutput::builder().build());
         let cfn = mock_sdk!(
             aws_sdk_cloudformation,
-            [&describe, &delete, &create, &ready, &stack_events, &execute]
+            [
+                &older_template(),
+                &describe,
+                &delete,
+                &create,
+                &ready,
+                &stack_events,
+                &execute
+            ]
         );
 
         let spinner = Ui::new().spinner("test");
@@ -347,7 +415,10 @@ mod with_mocked_cloudformation {
             mock!(Client::describe_stacks).then_output(|| existing("UPDATE_ROLLBACK_FAILED"));
         let create = mock!(Client::create_change_set)
             .then_output(|| CreateChangeSetOutput::builder().build());
-        let cfn = mock_sdk!(aws_sdk_cloudformation, [&describe, &create]);
+        let cfn = mock_sdk!(
+            aws_sdk_cloudformation,
+            [&older_template(), &describe, &create]
+        );
         let spinner = Ui::new().spinner("test");
         let err = deploy(&cfn, &stack(), FAST, &spinner, &|_, _| true)
             .await
@@ -369,7 +440,14 @@ mod with_mocked_cloudformation {
             .then_output(|| ExecuteChangeSetOutput::builder().build());
         let cfn = mock_sdk!(
             aws_sdk_cloudformation,
-            [&describe, &create, &ready, &delete, &execute]
+            [
+                &older_template(),
+                &describe,
+                &create,
+                &ready,
+                &delete,
+                &execute
+            ]
         );
         let spinner = Ui::new().spinner("test");
         let err = deploy(&cfn, &stack(), FAST, &spinner, &|_, rows| {
@@ -383,5 +461,81 @@ mod with_mocked_cloudformation {
             "{err}"
         );
         assert_eq!((delete.num_calls(), execute.num_calls()), (1, 0));
+    }
+
+    #[tokio::test]
+    async fn an_identical_template_and_parameters_skip_the_change_set() {
+        let same = || {
+            DescribeStacksOutput::builder()
+                .stacks(
+                    aws_sdk_cloudformation::types::Stack::builder()
+                        .stack_name("demo-dev-vpc")
+                        .stack_status(StackStatus::UpdateComplete)
+                        .creation_time(DateTime::from_secs(0))
+                        .parameters(
+                            aws_sdk_cloudformation::types::Parameter::builder()
+                                .parameter_key("ProjectName")
+                                .parameter_value("demo")
+                                .build(),
+                        )
+                        .tags(
+                            aws_sdk_cloudformation::types::Tag::builder()
+                                .key("project")
+                                .value("demo")
+                                .build(),
+                        )
+                        .outputs(
+                            Output::builder()
+                                .output_key("VpcId")
+                                .output_value("vpc-123")
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build()
+        };
+        let with_params = Stack {
+            template: "Parameters:\n  ProjectName: { Type: String }\nResources: {}\n".into(),
+            ..stack()
+        };
+        let body = with_params.template.clone();
+        let describe = mock!(Client::describe_stacks).then_output(same);
+        let template = mock!(Client::get_template).then_output(move || {
+            GetTemplateOutput::builder()
+                .template_body(body.clone())
+                .build()
+        });
+        let create = mock!(Client::create_change_set)
+            .then_output(|| CreateChangeSetOutput::builder().build());
+        let cfn = mock_sdk!(aws_sdk_cloudformation, [&describe, &template, &create]);
+        let spinner = Ui::new().spinner("test");
+        let deployed = deploy(&cfn, &with_params, FAST, &spinner, &|_, _| true)
+            .await
+            .unwrap();
+        assert_eq!(deployed.outcome, Outcome::NoChanges);
+        assert_eq!(deployed.outputs["VpcId"], "vpc-123");
+        assert_eq!(create.num_calls(), 0, "no change set is needed");
+
+        // A different parameter value needs one.
+        let changed = Stack {
+            parameters: BTreeMap::from([("ProjectName".into(), "other".into())]),
+            ..with_params
+        };
+        let ready = mock!(Client::describe_change_set).then_output(|| {
+            DescribeChangeSetOutput::builder()
+                .status(ChangeSetStatus::Failed)
+                .status_reason("No updates are to be performed.")
+                .build()
+        });
+        let delete = mock!(Client::delete_change_set)
+            .then_output(|| DeleteChangeSetOutput::builder().build());
+        let cfn = mock_sdk!(
+            aws_sdk_cloudformation,
+            [&describe, &template, &create, &ready, &delete]
+        );
+        deploy(&cfn, &changed, FAST, &spinner, &|_, _| true)
+            .await
+            .unwrap();
+        assert_eq!(create.num_calls(), 1);
     }
 }
