@@ -157,9 +157,15 @@ fn deploy_local_end_to_end() {
     assert_eq!((status, body.as_str()), (200, "ok\n"));
     // CloudFront is on by default: the load balancer refuses requests without the origin secret.
     let (status, page) = http_get(addr, "/").unwrap();
-    assert_eq!((status, page.as_str()), (403, "Forbidden: use the CloudFront URL"));
+    assert_eq!(
+        (status, page.as_str()),
+        (403, "Forbidden: use the CloudFront URL")
+    );
     let front_door = value_after(&text, "service url: ").expect("no `service url:` line");
-    assert!(front_door.starts_with("https://") && front_door.ends_with(".cloudfront.net"), "{front_door}");
+    assert!(
+        front_door.starts_with("https://") && front_door.ends_with(".cloudfront.net"),
+        "{front_door}"
+    );
 
     let aws = rt.block_on(fakecloud());
     let before = rt.block_on(stack_states(&aws, &prefix));

@@ -111,7 +111,7 @@ pub fn first_failure(events: &[StackEvent]) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use aws_sdk_cloudformation::types::ResourceStatus;
 

@@ -131,18 +131,10 @@ pub async fn replace_service_tasks(
         .context("cannot scale the local service down")?;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let out = ecs
-            .describe_services()
-            .cluster(cluster)
-            .services(service)
-            .send()
-            .await
-            .map_err(crate::aws::aws_error)
-            .context("cannot describe the local service")?;
-        if out
-            .services()
-            .first()
-            .is_some_and(|s| s.running_count() == 0)
+        if crate::service::describe(ecs, cluster, service)
+            .await?
+            .running_count()
+            == 0
         {
             break;
         }

@@ -52,6 +52,22 @@ pub fn assess(service: &Service, mode: Stability) -> Assessment {
     }
 }
 
+/// The service as ECS reports it.
+pub async fn describe(ecs: &aws_sdk_ecs::Client, cluster: &str, service: &str) -> Result<Service> {
+    let out = ecs
+        .describe_services()
+        .cluster(cluster)
+        .services(service)
+        .send()
+        .await
+        .map_err(aws_error)
+        .with_context(|| format!("cannot describe ECS service {service} in cluster {cluster}"))?;
+    out.services()
+        .first()
+        .cloned()
+        .with_context(|| format!("ECS has no service {service} in cluster {cluster}"))
+}
+
 /// Poll until the service is stable, printing its new events; gives up after `timeout`.
 pub async fn wait_stable(
     ecs: &aws_sdk_ecs::Client,
@@ -66,20 +82,8 @@ pub async fn wait_stable(
     let started = Instant::now();
     let mut seen_events: Option<String> = None;
     loop {
-        let out = ecs
-            .describe_services()
-            .cluster(cluster)
-            .services(service)
-            .send()
-            .await
-            .map_err(aws_error)
-            .with_context(|| {
-                format!("cannot describe ECS service {service} in cluster {cluster}")
-            })?;
-        let svc = out
-            .services()
-            .first()
-            .with_context(|| format!("ECS has no service {service} in cluster {cluster}"))?;
+        let described = describe(ecs, cluster, service).await?;
+        let svc = &described;
         // Service events are newest first; show the ones we have not shown, oldest first.
         let fresh: Vec<_> = svc
             .events()

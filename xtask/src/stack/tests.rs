@@ -84,7 +84,7 @@ mod with_mocked_cloudformation {
     };
     use aws_sdk_cloudformation::primitives::DateTime;
     use aws_sdk_cloudformation::types::{
-        ChangeAction, Output, ResourceChange, ResourceStatus, StackEvent, StackStatus,
+        ChangeAction, Output, ResourceChange, StackEvent, StackStatus,
     };
     use aws_smithy_mocks::{mock, MockResponse};
 
@@ -134,18 +134,7 @@ mod with_mocked_cloudformation {
         )
     }
 
-    fn event(id: &str, logical: &str, status: &str, reason: Option<&str>) -> StackEvent {
-        StackEvent::builder()
-            .event_id(id)
-            .stack_id("arn:stack")
-            .stack_name("demo-dev-vpc")
-            .logical_resource_id(logical)
-            .resource_type("AWS::EC2::VPC")
-            .resource_status(ResourceStatus::from(status))
-            .set_resource_status_reason(reason.map(str::to_owned))
-            .timestamp(DateTime::from_secs(0))
-            .build()
-    }
+    use crate::events::tests::event;
 
     fn events(list: Vec<StackEvent>) -> DescribeStackEventsOutput {
         DescribeStackEventsOutput::builder()
@@ -362,7 +351,7 @@ mod with_mocked_cloudformation {
             .to_string();
         assert!(err.contains("UPDATE_ROLLBACK_COMPLETE"), "{err}");
         assert!(
-            err.contains("Subnet (AWS::EC2::VPC): The CIDR '10.9.0.0/24' conflicts"),
+            err.contains("Subnet (AWS::EC2::Subnet): The CIDR '10.9.0.0/24' conflicts"),
             "{err}"
         );
         assert!(!err.contains("cancelled"), "{err}");
