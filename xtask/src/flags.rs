@@ -19,6 +19,12 @@ pub enum Cmd {
     Deploy(Deploy),
     /// Build the image (if needed) and push it to the environment's ECR repository.
     PushImage(PushImage),
+    /// Show what `deploy` would change in each stack. Exit code: 0 no changes, 1 changes, 2 error.
+    Diff(Diff),
+    /// Show the stacks, the service's tasks and rollout, the running image and the URL.
+    Status(Status),
+    /// Delete the environment's stacks (ecs, then ecr and vpc). Keeps the ECR images unless told.
+    Destroy(Destroy),
 }
 
 #[derive(Debug, Args, Clone)]
@@ -44,6 +50,33 @@ pub struct Deploy {
 pub struct PushImage {
     #[command(flatten)]
     pub target: Target,
+}
+
+#[derive(Debug, Args)]
+pub struct Diff {
+    #[command(flatten)]
+    pub target: Target,
+}
+
+#[derive(Debug, Args)]
+pub struct Status {
+    #[command(flatten)]
+    pub target: Target,
+    /// Print one JSON document (the format is described in README.md) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct Destroy {
+    #[command(flatten)]
+    pub target: Target,
+    /// Delete without asking.
+    #[arg(long, short)]
+    pub yes: bool,
+    /// Also delete the ECR repository and every image in it (kept by default).
+    #[arg(long)]
+    pub delete_images: bool,
 }
 
 #[cfg(test)]

@@ -5,6 +5,8 @@
 mod aws;
 mod cloudfront;
 mod deploy;
+mod destroy;
+mod diff;
 mod docker;
 mod events;
 mod fakecloud;
@@ -19,6 +21,7 @@ mod registry;
 mod service;
 mod session;
 mod stack;
+mod status;
 mod ui;
 
 use std::process::ExitCode;
@@ -36,13 +39,37 @@ fn main() -> ExitCode {
     };
     let root = project::root();
     let result = runtime.block_on(async {
-        match flags.cmd {
-            flags::Cmd::Deploy(cmd) => deploy::run(&root, cmd).await,
-            flags::Cmd::PushImage(cmd) => push_image::run(&root, cmd).await,
+        let work = async {
+            match flags.cmd {
+                flags::Cmd::Deploy(cmd) => deploy::run(&root, cmd).await.map(|()| ExitCode::SUCCESS),
+                flags::Cmd::PushImage(cmd) => push_image::run(&root, cmd).await.map(|()| ExitCode::SUCCESS),
+                flags::Cmd::Status(cmd) => status::run(&root, cmd).await.map(|()| ExitCode::SUCCESS),
+                flags::Cmd::Destroy(cmd) => destroy::run(&root, cmd).await.map(|()| ExitCode::SUCCESS),
+                // diff: 0 no changes, 1 changes, 2 error.
+                flags::Cmd::Diff(cmd) => match diff::run(&root, cmd).await {
+                    Ok(changes) => Ok(ExitCode::from(u8::from(changes))),
+                    Err(e) => {
+                        ui::fail(&e);
+                        Ok(ExitCode::from(2))
+                    }
+                },
+            }
+        };
+        tokio::select! {
+            result = work => result,
+            _ = tokio::signal::ctrl_c() => {
+                let cleaned = stack::delete_pending_change_sets().await;
+                eprintln!(
+                    "\ninterrupted: stopped waiting{}. Whatever CloudFormation or ECS already started keeps running in AWS: \
+                     watch it with `cargo xtask status` (or the CloudFormation console) and run the command again when it settles.",
+                    if cleaned > 0 { format!(" and deleted {cleaned} change set(s) not yet executed") } else { String::new() }
+                );
+                Ok(ExitCode::from(130))
+            }
         }
     });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => ui::fail(&e),
     }
 }

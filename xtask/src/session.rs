@@ -106,6 +106,27 @@ impl Session {
         Ok(extra)
     }
 
+    /// A parameter of a deployed stack, `None` when the stack or the parameter does not exist.
+    pub async fn deployed_parameter(&self, kind: StackKind, key: &str) -> Result<Option<String>> {
+        let stack = stack::describe(&self.clients.cfn, &self.env.stack_name(kind)).await?;
+        Ok(stack.and_then(|s| {
+            s.parameters()
+                .iter()
+                .find(|p| p.parameter_key() == Some(key))
+                .and_then(|p| p.parameter_value())
+                .map(str::to_owned)
+        }))
+    }
+
+    /// The outputs of a deployed stack (empty when it does not exist).
+    pub async fn outputs(
+        &self,
+        kind: StackKind,
+    ) -> Result<std::collections::BTreeMap<String, String>> {
+        let stack = stack::describe(&self.clients.cfn, &self.env.stack_name(kind)).await?;
+        Ok(stack.map(|s| stack::outputs(&s)).unwrap_or_default())
+    }
+
     /// `--env X --local` as the user would type it, for messages that suggest a command.
     pub fn flag_suffix(&self) -> String {
         let mut s = String::new();

@@ -365,6 +365,75 @@ async fn delete_and_wait(
     }
 }
 
+/// Delete the stack and wait until it is gone. `Ok(false)` when there was no such stack.
+pub async fn destroy(cfn: &Client, name: &str, poll: Duration, spinner: &Spinner) -> Result<bool> {
+    if describe(cfn, name).await?.is_none() {
+        return Ok(false);
+    }
+    delete_and_wait(cfn, name, poll, spinner).await?;
+    Ok(true)
+}
+
+/// What deploying `stack` would change, changing nothing: the change set is deleted again, and
+/// so is the empty stack a change set for a new stack leaves behind.
+pub async fn preview(cfn: &Client, stack: &Stack, poll: Duration) -> Result<Vec<ChangeRow>> {
+    let current = describe(cfn, &stack.name).await?;
+    let status = current
+        .as_ref()
+        .and_then(|s| s.stack_status())
+        .map(|s| s.as_str().to_owned());
+    let kind = match plan(&stack.name, status.as_deref()) {
+        Plan::Update => {
+            if same_as_deployed(cfn, stack, current.as_ref().expect("an existing stack")).await? {
+                return Ok(vec![]);
+            }
+            ChangeSetType::Update
+        }
+        Plan::Create => ChangeSetType::Create,
+        Plan::Recreate => bail!(
+            "stack {} is ROLLBACK_COMPLETE (its first create failed): `deploy` will delete and create it again",
+            stack.name
+        ),
+        Plan::Wait => bail!("stack {} is busy ({}): try again when it settles", stack.name, status.unwrap_or_default()),
+        Plan::Refuse(why) => bail!(why),
+    };
+    let change_set = ChangeSet::create(cfn, stack, kind).await?;
+    let ready = change_set.wait_ready(poll).await;
+    change_set.delete().await;
+    if current.is_none() {
+        // A CREATE change set leaves a REVIEW_IN_PROGRESS stack shell behind.
+        let _ = cfn.delete_stack().stack_name(&stack.name).send().await;
+    }
+    Ok(match ready? {
+        Ready::Empty => vec![],
+        Ready::Changes(changes) => changes.iter().filter_map(change_row).collect(),
+    })
+}
+
+/// Change sets created but neither executed nor deleted yet, so an interrupt can clean them up.
+static PENDING: std::sync::Mutex<Vec<(Client, String, String)>> = std::sync::Mutex::new(Vec::new());
+
+/// Delete every change set still pending (on Ctrl-C); returns how many there were.
+pub async fn delete_pending_change_sets() -> usize {
+    let pending: Vec<_> = std::mem::take(&mut *PENDING.lock().unwrap());
+    for (cfn, stack, name) in &pending {
+        let _ = cfn
+            .delete_change_set()
+            .stack_name(stack)
+            .change_set_name(name)
+            .send()
+            .await;
+    }
+    pending.len()
+}
+
+fn forget_pending(stack: &str, name: &str) {
+    PENDING
+        .lock()
+        .unwrap()
+        .retain(|(_, s, n)| !(s == stack && n == name));
+}
+
 fn change_row(change: &Change) -> Option<ChangeRow> {
     let rc = change.resource_change()?;
     Some(ChangeRow {
@@ -430,6 +499,10 @@ impl<'a> ChangeSet<'a> {
                     stack.name
                 )
             })?;
+        PENDING
+            .lock()
+            .unwrap()
+            .push((cfn.clone(), stack.name.clone(), name.clone()));
         Ok(ChangeSet {
             cfn,
             stack: stack.name.clone(),
@@ -481,6 +554,7 @@ impl<'a> ChangeSet<'a> {
     }
 
     async fn execute(&self) -> Result<()> {
+        forget_pending(&self.stack, &self.name);
         self.cfn
             .execute_change_set()
             .stack_name(&self.stack)
@@ -494,6 +568,7 @@ impl<'a> ChangeSet<'a> {
 
     /// Best effort: an undeleted change set is harmless clutter.
     async fn delete(&self) {
+        forget_pending(&self.stack, &self.name);
         let _ = self
             .cfn
             .delete_change_set()

@@ -1,0 +1,103 @@
+//! `cargo xtask destroy`: delete the ecs stack, then ecr and vpc. The ECR repository outlives its
+//! stack (`DeletionPolicy: Retain`) and is deleted, images and all, only with `--delete-images`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+use crate::aws::aws_error;
+use crate::flags;
+use crate::project::StackKind;
+use crate::session::Session;
+use crate::stack;
+use crate::ui::Ui;
+
+pub async fn run(root: &Path, cmd: flags::Destroy) -> Result<()> {
+    let s = Session::open(root, &cmd.target, Ui::new()).await?;
+    let names: Vec<String> = StackKind::ALL
+        .iter()
+        .map(|k| s.env.stack_name(*k))
+        .collect();
+    if !cmd.yes {
+        let what = format!(
+            "Delete stacks {} of environment {:?}{}?",
+            names.join(", "),
+            s.env.name,
+            if cmd.delete_images {
+                " AND the ECR repository with all its images"
+            } else {
+                ""
+            }
+        );
+        match s.ui.confirm(&what) {
+            Some(true) => {}
+            Some(false) => bail!("destroy cancelled: nothing was deleted"),
+            None => bail!("destroy deletes the environment's stacks and there is no terminal to confirm on: pass --yes"),
+        }
+    }
+    let repository = s.outputs(StackKind::Ecr).await?.remove("RepositoryName");
+
+    delete(&s, StackKind::Ecs).await?;
+    tokio::try_join!(delete(&s, StackKind::Ecr), delete(&s, StackKind::Vpc))?;
+
+    let Some(repository) = repository else {
+        println!("kept nothing: there was no ECR repository");
+        return Ok(());
+    };
+    let images = s
+        .clients
+        .ecr
+        .describe_images()
+        .repository_name(&repository)
+        .send()
+        .await
+        .map(|o| o.image_details().len())
+        .ok();
+    match (cmd.delete_images, images) {
+        (_, None) => println!("ECR repository {repository} is already gone"),
+        (true, Some(n)) => {
+            s.clients
+                .ecr
+                .delete_repository()
+                .repository_name(&repository)
+                .force(true)
+                .send()
+                .await
+                .map_err(aws_error)
+                .with_context(|| format!("cannot delete ECR repository {repository}"))?;
+            println!("deleted ECR repository {repository} and its {n} image(s)");
+        }
+        (false, Some(n)) => println!(
+            "kept ECR repository {repository} with its {n} image(s): `cargo xtask destroy{} --delete-images` deletes it",
+            s.flag_suffix()
+        ),
+    }
+    Ok(())
+}
+
+async fn delete(s: &Session, kind: StackKind) -> Result<()> {
+    let name = s.env.stack_name(kind);
+    let spinner = s.ui.spinner(format!("delete {name}"));
+    match stack::destroy(
+        &s.clients.cfn,
+        &name,
+        s.poll.max(Duration::from_millis(200)),
+        &spinner,
+    )
+    .await
+    {
+        Ok(true) => {
+            spinner.done("deleted");
+            Ok(())
+        }
+        Ok(false) => {
+            spinner.done("not deployed");
+            Ok(())
+        }
+        Err(e) => {
+            spinner.failed("failed");
+            Err(e)
+        }
+    }
+}
