@@ -57,6 +57,7 @@ pub async fn run(root: &Path, cmd: flags::Deploy) -> Result<()> {
         );
         s.ui.confirm(&question).unwrap_or(true)
     };
+    refuse_orphaned_repository(&s).await?;
     let t = Instant::now();
     let (vpc, ecr) = tokio::try_join!(
         deploy_stack(&s, StackKind::Vpc, &[], &approve),
@@ -186,6 +187,36 @@ async fn deploy_stack(
             Err(e)
         }
     }
+}
+
+/// A repository kept by `destroy` blocks creating the ecr stack again (its name is taken). Say so
+/// before touching anything, with both ways out.
+async fn refuse_orphaned_repository(s: &Session) -> Result<()> {
+    let stack_name = s.env.stack_name(StackKind::Ecr);
+    if stack::describe(&s.clients.cfn, &stack_name)
+        .await?
+        .is_some()
+    {
+        return Ok(());
+    }
+    let repository = s.env.prefix();
+    let exists = s
+        .clients
+        .ecr
+        .describe_repositories()
+        .repository_names(&repository)
+        .send()
+        .await
+        .is_ok();
+    if exists {
+        anyhow::bail!(
+            "ECR repository {repository} already exists outside stack {stack_name} (an earlier destroy kept it and its \
+             images): delete it with `cargo xtask destroy{} --delete-images`, or import it into the stack with a \
+             CloudFormation IMPORT change set (Repository = {repository}) and deploy again",
+            s.flag_suffix()
+        );
+    }
+    Ok(())
 }
 
 fn describe(d: &Deployed) -> &'static str {

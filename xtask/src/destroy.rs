@@ -36,15 +36,16 @@ pub async fn run(root: &Path, cmd: flags::Destroy) -> Result<()> {
             None => bail!("destroy deletes the environment's stacks and there is no terminal to confirm on: pass --yes"),
         }
     }
-    let repository = s.outputs(StackKind::Ecr).await?.remove("RepositoryName");
+    // The stack's output, or the name the ecr template gives it (the stack may be gone already).
+    let repository = s
+        .outputs(StackKind::Ecr)
+        .await?
+        .remove("RepositoryName")
+        .unwrap_or_else(|| s.env.prefix());
 
     delete(&s, StackKind::Ecs).await?;
     tokio::try_join!(delete(&s, StackKind::Ecr), delete(&s, StackKind::Vpc))?;
 
-    let Some(repository) = repository else {
-        println!("kept nothing: there was no ECR repository");
-        return Ok(());
-    };
     let images = s
         .clients
         .ecr

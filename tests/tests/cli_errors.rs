@@ -1,0 +1,85 @@
+//! Bad input that needs no AWS: each gives one line that names the cause and the fix, and a
+//! non-zero exit. Runs the real `cargo xtask`.
+
+mod common;
+
+use common::*;
+
+fn error_line(text: &str) -> &str {
+    text.lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no `error:` line in:\n{text}"))
+}
+
+#[test]
+fn docker_host_pointing_nowhere() {
+    let (out, text) = xtask_with(
+        &["deploy", "--local"],
+        &[("DOCKER_HOST", "unix:///nonexistent/docker.sock")],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let line = error_line(&text);
+    assert!(
+        line.contains("unix:///nonexistent/docker.sock")
+            && line.contains("start the Docker engine"),
+        "{line}"
+    );
+}
+
+#[test]
+fn unknown_environment() {
+    let (out, text) = xtask(&["deploy", "--env", "nosuchenv", "--local"]);
+    assert_eq!(out.status.code(), Some(1));
+    let line = error_line(&text);
+    assert!(
+        line.contains("unknown environment \"nosuchenv\"") && line.contains("known: dev"),
+        "{line}"
+    );
+}
+
+#[test]
+fn no_region_for_real_aws() {
+    let (out, text) = xtask_with(
+        &["status"],
+        &[
+            ("AWS_REGION", ""),
+            ("AWS_DEFAULT_REGION", ""),
+            ("AWS_CONFIG_FILE", "/nonexistent"),
+            ("AWS_PROFILE", ""),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let line = error_line(&text);
+    assert!(
+        line.contains("no AWS region") && line.contains("AWS_REGION"),
+        "{line}"
+    );
+}
+
+#[test]
+fn no_credentials_for_real_aws() {
+    let (out, text) = xtask_with(
+        &["status"],
+        &[
+            ("AWS_REGION", "eu-west-1"),
+            ("AWS_CONFIG_FILE", "/nonexistent"),
+            ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent"),
+            ("AWS_ACCESS_KEY_ID", ""),
+            ("AWS_SECRET_ACCESS_KEY", ""),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let line = error_line(&text);
+    assert!(
+        line.contains("no AWS credentials") && line.contains("aws configure"),
+        "{line}"
+    );
+}
+
+#[test]
+fn destroy_without_a_terminal_refuses_without_yes() {
+    let (out, text) = xtask(&["destroy", "--local"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(error_line(&text).contains("pass --yes"), "{text}");
+}

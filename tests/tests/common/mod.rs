@@ -1,0 +1,147 @@
+//! Helpers shared by the end-to-end tests: prerequisites, running `cargo xtask`, fakecloud clients.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, Region};
+use aws_sdk_cloudformation::config::Credentials;
+
+pub fn root() -> PathBuf {
+    tests::root()
+}
+
+/// Docker and fakecloud, or a reason they are missing.
+pub fn missing_prerequisite() -> Option<String> {
+    let docker = Command::new("docker")
+        .args(["version", "--format", "{{.Server.APIVersion}}"])
+        .output();
+    if !docker.as_ref().is_ok_and(|o| o.status.success()) {
+        return Some("no running Docker engine (`docker version` failed)".into());
+    }
+    let running = http_get("127.0.0.1:4566", "/_fakecloud/health").is_ok_and(|(s, _)| s == 200);
+    let home = std::env::var("CARGO_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cargo")
+        });
+    let installed =
+        home.join("bin").join("fakecloud").is_file() || std::env::var_os("FAKECLOUD_BIN").is_some();
+    if !running && !installed {
+        return Some("fakecloud is neither running nor installed (`cargo install fakecloud --version 0.51.0 --locked`)".into());
+    }
+    None
+}
+
+/// True when the test may run; panics in CI when it cannot.
+pub fn prerequisites() -> bool {
+    match missing_prerequisite() {
+        None => true,
+        Some(why) if std::env::var_os("CI").is_some() => {
+            panic!("end-to-end test cannot run in CI: {why}")
+        }
+        Some(why) => {
+            eprintln!("\n*** SKIPPED end-to-end test: {why}. `.ci/run` installs and starts what it needs. ***\n");
+            false
+        }
+    }
+}
+
+pub fn xtask(args: &[&str]) -> (Output, String) {
+    xtask_with(args, &[])
+}
+
+/// `cargo xtask` with extra environment variables (an empty value removes the variable).
+pub fn xtask_with(args: &[&str], env: &[(&str, &str)]) -> (Output, String) {
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.arg("xtask")
+        .args(args)
+        .current_dir(root())
+        .env("CI", "1"); // plain progress lines
+    for (key, value) in env {
+        if value.is_empty() {
+            cmd.env_remove(key);
+        } else {
+            cmd.env(key, value);
+        }
+    }
+    let out = cmd.output().expect("cannot run cargo xtask");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    eprintln!("---- cargo xtask {} ----\n{text}", args.join(" "));
+    (out, text)
+}
+
+pub fn value_after<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .map(str::trim)
+}
+
+pub fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw)?;
+    let status = raw.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    Ok((
+        status,
+        raw.split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default(),
+    ))
+}
+
+pub struct Aws {
+    pub cfn: aws_sdk_cloudformation::Client,
+    pub ecr: aws_sdk_ecr::Client,
+    pub ecs: aws_sdk_ecs::Client,
+}
+
+pub async fn fakecloud() -> Aws {
+    let config = aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url("http://127.0.0.1:4566")
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "e2e"))
+        .load()
+        .await;
+    Aws {
+        cfn: aws_sdk_cloudformation::Client::new(&config),
+        ecr: aws_sdk_ecr::Client::new(&config),
+        ecs: aws_sdk_ecs::Client::new(&config),
+    }
+}
+
+/// (status, last change) of each stack.
+pub async fn stack_states(aws: &Aws, prefix: &str) -> Vec<(String, String, String)> {
+    let mut states = Vec::new();
+    for stack in tests::STACKS {
+        let name = format!("{prefix}-{stack}");
+        let out = aws
+            .cfn
+            .describe_stacks()
+            .stack_name(&name)
+            .send()
+            .await
+            .expect("stack exists");
+        let s = &out.stacks()[0];
+        let changed = s
+            .last_updated_time()
+            .or(s.creation_time())
+            .map(|t| t.to_string())
+            .unwrap_or_default();
+        states.push((name, s.stack_status().unwrap().as_str().to_owned(), changed));
+    }
+    states
+}

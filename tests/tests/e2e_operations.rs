@@ -1,0 +1,141 @@
+//! End to end, day 2: `diff` (0, then 1 after a parameter change), `status --json`, `destroy`
+//! (stacks gone, images kept), and a failed first create followed by a successful deploy. Runs
+//! in its own environment (`infra/env/e2eops.yaml`, written and removed by the test).
+
+mod common;
+
+use common::*;
+
+const ENV: &str = "e2eops";
+
+/// The environment file, removed again when the test ends (pass or fail).
+struct EnvFile(std::path::PathBuf);
+
+impl EnvFile {
+    fn write(ecs_params: &str) -> EnvFile {
+        let path = root().join("infra/env").join(format!("{ENV}.yaml"));
+        let text = format!(
+            "# written by tests/e2e_operations.rs\nproject: opsdemo\nstacks:\n  ecs:\n{ecs_params}"
+        );
+        std::fs::write(&path, text).unwrap();
+        EnvFile(path)
+    }
+}
+
+impl Drop for EnvFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn run(args: &[&str]) -> (std::process::Output, String) {
+    let mut all = args.to_vec();
+    all.extend(["--env", ENV, "--local"]);
+    xtask(&all)
+}
+
+#[test]
+fn diff_status_destroy_and_recovery_from_a_failed_create() {
+    if !prerequisites() {
+        return;
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let aws = rt.block_on(fakecloud());
+    let prefix = format!("opsdemo-{ENV}");
+    // Start from nothing, whatever an earlier run left.
+    let _env = EnvFile::write("    LogRetentionDays: 30\n");
+    let (out, _) = run(&["destroy", "--yes", "--delete-images"]);
+    assert!(out.status.success(), "cleanup before the test failed");
+
+    // A first create that fails (auto scaling with MinCount above MaxCount)...
+    let _env = EnvFile::write("    MinCount: \"3\"\n    MaxCount: \"2\"\n");
+    let (out, text) = run(&["deploy"]);
+    assert!(
+        !out.status.success(),
+        "a deploy with MinCount > MaxCount succeeded"
+    );
+    assert!(text.contains("error: "), "no one-line error: {text}");
+    // ...then a fixed parameter file deploys.
+    let _env = EnvFile::write("    LogRetentionDays: 30\n");
+    let (out, _) = run(&["deploy"]);
+    assert!(
+        out.status.success(),
+        "the deploy after a failed first create failed"
+    );
+
+    // diff: nothing to change (exit 0), then a parameter change (exit 1).
+    let (out, text) = run(&["diff"]);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains(&format!("{prefix}-ecs: no changes")),
+        "{text}"
+    );
+    let _env = EnvFile::write("    LogRetentionDays: 14\n");
+    let (out, text) = run(&["diff"]);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("LogGroup"),
+        "the log group change is not listed: {text}"
+    );
+    let after = rt.block_on(stack_states(&aws, &prefix));
+    assert!(
+        after
+            .iter()
+            .all(|(_, status, _)| !status.contains("REVIEW")),
+        "diff left a stack shell: {after:?}"
+    );
+
+    // status --json: the documented fields.
+    let (out, _) = run(&["status", "--json"]);
+    assert!(out.status.success());
+    let report: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("status --json is JSON");
+    assert_eq!(report["environment"], ENV);
+    assert_eq!(report["stacks"].as_array().unwrap().len(), 3);
+    assert!(report["stacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["status"].as_str().unwrap().ends_with("_COMPLETE")));
+    assert_eq!(report["service"]["running"], report["service"]["desired"]);
+    assert!(report["service"]["digest"]
+        .as_str()
+        .unwrap()
+        .starts_with("sha256:"));
+    assert!(report["url"].as_str().unwrap().starts_with("https://"));
+
+    // destroy: stacks gone, the repository and its images kept.
+    let (out, text) = run(&["destroy", "--yes"]);
+    assert!(out.status.success(), "destroy failed");
+    assert!(
+        text.contains(&format!("kept ECR repository {prefix}")),
+        "{text}"
+    );
+    for stack in tests::STACKS {
+        let found = rt.block_on(
+            aws.cfn
+                .describe_stacks()
+                .stack_name(format!("{prefix}-{stack}"))
+                .send(),
+        );
+        let gone = match found {
+            Err(_) => true,
+            Ok(o) => o
+                .stacks()
+                .iter()
+                .all(|s| s.stack_status().map(|s| s.as_str()) == Some("DELETE_COMPLETE")),
+        };
+        assert!(gone, "stack {prefix}-{stack} survived destroy");
+    }
+    let images = rt
+        .block_on(aws.ecr.describe_images().repository_name(&prefix).send())
+        .expect("the repository was kept");
+    assert!(
+        !images.image_details().is_empty(),
+        "the images were not kept"
+    );
+
+    // Clean up for the next run.
+    let (out, _) = run(&["destroy", "--yes", "--delete-images"]);
+    assert!(out.status.success());
+}
