@@ -23,6 +23,8 @@ pub enum Cmd {
     Diff(Diff),
     /// Show the stacks, the service's tasks and rollout, the running image and the URL.
     Status(Status),
+    /// Print the service's logs (CloudWatch), oldest first.
+    Logs(Logs),
     /// Delete the environment's stacks (ecs, then ecr and vpc). Keeps the ECR images unless told.
     Destroy(Destroy),
 }
@@ -65,6 +67,18 @@ pub struct Status {
     /// Print one JSON document (the format is described in README.md) instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct Logs {
+    #[command(flatten)]
+    pub target: Target,
+    /// How far back to start: 30s, 10m, 2h, 1d.
+    #[arg(long, default_value = "10m")]
+    pub since: String,
+    /// Keep printing new lines as they arrive, like `tail -f` (Ctrl-C stops).
+    #[arg(long, short)]
+    pub follow: bool,
 }
 
 #[derive(Debug, Args)]

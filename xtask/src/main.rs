@@ -12,6 +12,7 @@ mod events;
 mod fakecloud;
 mod flags;
 mod image;
+mod logs;
 #[cfg(test)]
 mod mock;
 mod preflight;
@@ -44,6 +45,7 @@ fn main() -> ExitCode {
                 flags::Cmd::Deploy(cmd) => deploy::run(&root, cmd).await.map(|()| ExitCode::SUCCESS),
                 flags::Cmd::PushImage(cmd) => push_image::run(&root, cmd).await.map(|()| ExitCode::SUCCESS),
                 flags::Cmd::Status(cmd) => status::run(&root, cmd).await.map(|()| ExitCode::SUCCESS),
+                flags::Cmd::Logs(cmd) => logs::run(&root, cmd).await.map(|()| ExitCode::SUCCESS),
                 flags::Cmd::Destroy(cmd) => destroy::run(&root, cmd).await.map(|()| ExitCode::SUCCESS),
                 // diff: 0 no changes, 1 changes, 2 error.
                 flags::Cmd::Diff(cmd) => match diff::run(&root, cmd).await {

@@ -14,6 +14,8 @@ use crate::ui::Ui;
 use crate::{cloudfront, fakecloud};
 
 pub struct Session {
+    /// The configuration every client is built from.
+    pub config: aws_config::SdkConfig,
     pub env: Environment,
     pub clients: Clients,
     pub ui: Ui,
@@ -32,6 +34,7 @@ impl Session {
         Ok(Session {
             env,
             clients: Clients::new(&config),
+            config,
             ui,
             local: target.local,
             poll: if target.local {
