@@ -611,7 +611,10 @@ pub fn services_scale(t: &Template) -> Violations {
         let tracked = t
             .of_type("AWS::ApplicationAutoScaling::ScalingPolicy")
             .any(|(_, p)| {
-                prop(p, &["ScalingTargetId"]).and_then(target_of) == Some(target_id)
+                // The policy names its target by id, or by the same ResourceId.
+                let by_id = prop(p, &["ScalingTargetId"]).and_then(target_of) == Some(target_id);
+                let by_resource = format!("{:?}", prop(p, &["ResourceId"])).contains(svc);
+                (by_id || by_resource)
                     && str_of(prop(p, &["PolicyType"])) == Some("TargetTrackingScaling")
             });
         if !tracked {
