@@ -83,3 +83,21 @@ fn destroy_without_a_terminal_refuses_without_yes() {
     assert_eq!(out.status.code(), Some(1));
     assert!(error_line(&text).contains("pass --yes"), "{text}");
 }
+
+#[test]
+fn parameter_file_naming_an_unknown_parameter() {
+    let path = root().join("infra/env/badparam.yaml");
+    std::fs::write(
+        &path,
+        "project: badparam\nstacks:\n  vpc:\n    VpcCidrr: 10.0.0.0/16\n",
+    )
+    .unwrap();
+    let (out, text) = xtask(&["diff", "--env", "badparam", "--local"]);
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(out.status.code(), Some(2), "diff's error exit code");
+    let line = error_line(&text);
+    assert!(
+        line.contains("\"VpcCidrr\" under stacks.vpc") && line.contains("VpcCidr"),
+        "{line}"
+    );
+}

@@ -55,6 +55,24 @@ impl Session {
                 path.display()
             )
         })?;
+        let declared = stack::declared_parameters(&template).with_context(|| {
+            format!("{} is not a valid CloudFormation template", path.display())
+        })?;
+        if let Some(unknown) = self
+            .env
+            .stacks
+            .get(kind.name())
+            .and_then(|file| file.keys().find(|k| !declared.contains(*k)))
+        {
+            anyhow::bail!(
+                "infra/env/{}.yaml sets {unknown:?} under stacks.{}, but infra/{}.yaml declares no such parameter \
+                 (it has: {}): fix the name or remove it",
+                self.env.name,
+                kind.name(),
+                kind.name(),
+                declared.iter().cloned().collect::<Vec<_>>().join(", ")
+            );
+        }
         Ok(stack::Stack {
             name: self.env.stack_name(kind),
             label: kind.name().to_owned(),
