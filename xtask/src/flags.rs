@@ -25,6 +25,8 @@ pub enum Cmd {
     Status(Status),
     /// Print the service's logs (CloudWatch), oldest first.
     Logs(Logs),
+    /// Measure image size, rebuild, startup, no-op deploy and throughput against their baselines.
+    Bench(Bench),
     /// Delete the environment's stacks (ecs, then ecr and vpc). Keeps the ECR images unless told.
     Destroy(Destroy),
 }
@@ -79,6 +81,16 @@ pub struct Logs {
     /// Keep printing new lines as they arrive, like `tail -f` (Ctrl-C stops).
     #[arg(long, short)]
     pub follow: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct Bench {
+    /// Measured runs per row (after one warm-up run).
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    /// Include the no-op `deploy --local` row (needs fakecloud and a deployed dev environment).
+    #[arg(long)]
+    pub deploy: bool,
 }
 
 #[derive(Debug, Args)]

@@ -3,6 +3,7 @@
 //! Commands are thin (`deploy.rs`, `push_image.rs`); the logic lives in the modules below.
 
 mod aws;
+mod bench;
 mod cloudfront;
 mod deploy;
 mod destroy;
@@ -45,6 +46,7 @@ fn main() -> ExitCode {
                 flags::Cmd::Deploy(cmd) => deploy::run(&root, cmd).await.map(|()| ExitCode::SUCCESS),
                 flags::Cmd::PushImage(cmd) => push_image::run(&root, cmd).await.map(|()| ExitCode::SUCCESS),
                 flags::Cmd::Status(cmd) => status::run(&root, cmd).await.map(|()| ExitCode::SUCCESS),
+                flags::Cmd::Bench(cmd) => bench::run(&root, cmd).await.map(|()| ExitCode::SUCCESS),
                 flags::Cmd::Logs(cmd) => logs::run(&root, cmd).await.map(|()| ExitCode::SUCCESS),
                 flags::Cmd::Destroy(cmd) => destroy::run(&root, cmd).await.map(|()| ExitCode::SUCCESS),
                 // diff: 0 no changes, 1 changes, 2 error.

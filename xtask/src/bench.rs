@@ -1,0 +1,395 @@
+//! `cargo xtask bench`: the speed story, measured against its baseline in the same run.
+//! Medians of several runs after a warm-up, both sides alternating; nothing typed in by hand
+//! except nginx:alpine's published compressed size, which is quoted, not measured.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use xshell::{cmd, Shell};
+
+use crate::flags;
+use crate::image;
+use crate::preflight::{self, Expectations};
+use crate::project::Environment;
+use crate::push_image::CONTAINER_PORT;
+use crate::ui::Ui;
+
+const NGINX_ALPINE_PUBLISHED_MB: f64 = 20.0;
+
+pub async fn run(root: &Path, cmd: flags::Bench) -> Result<()> {
+    let runs = cmd.runs.max(1);
+    let ui = Ui::new();
+    let docker = crate::docker::connect().await?;
+    let env = Environment::load(root, "dev")?;
+    let sh = Shell::new()?;
+    sh.change_dir(root);
+    let mut rows: Vec<[String; 4]> = Vec::new();
+
+    // Image size: the image over the binary it wraps.
+    let img = image::ensure(root, &docker, &ui, &env.prefix()).await?;
+    let binary = std::fs::metadata(root.join("target/x86_64-unknown-linux-gnu/release/app"))?.len();
+    let local_ref = img.local_ref.clone();
+    let saved = cmd!(sh, "docker save {local_ref}")
+        .quiet()
+        .output()
+        .context("docker save failed")?
+        .stdout;
+    let gz = gzip_len(&saved)?;
+    rows.push([
+        "image size".into(),
+        format!("{:.2} MB raw, {:.2} MB gzip", mb(img.size_bytes), mb(gz)),
+        format!("binary {:.2} MB: image = {:.3}x binary; nginx:alpine ~{NGINX_ALPINE_PUBLISHED_MB} MB gzip (published)", mb(binary), img.size_bytes as f64 / binary as f64),
+        goal(mb(gz) <= 2.0, "<= 2 MB gzip"),
+    ]);
+
+    // Warm rebuild after a one-line change: push-image's build vs bare cargo build.
+    let lib = root.join("app/src/lib.rs");
+    let original = std::fs::read_to_string(&lib)?;
+    let (mut ours, mut bare) = (Vec::new(), Vec::new());
+    let touch = |i: usize| std::fs::write(&lib, format!("{original}// bench edit {i}\n"));
+    let result = async {
+        for i in 0..=runs {
+            touch(2 * i)?;
+            let t = Instant::now();
+            cmd!(sh, "cargo build --release --quiet -p app")
+                .quiet()
+                .run()?;
+            let b = t.elapsed();
+            touch(2 * i + 1)?;
+            let t = Instant::now();
+            image::ensure(root, &docker, &ui, &env.prefix()).await?;
+            let o = t.elapsed();
+            if i > 0 {
+                bare.push(b);
+                ours.push(o);
+            }
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    std::fs::write(&lib, &original)?;
+    result?;
+    let (o, b) = (median(&mut ours), median(&mut bare));
+    rows.push([
+        "warm rebuild".into(),
+        format!("{:.2} s (static build + image)", o.as_secs_f64()),
+        format!(
+            "cargo build --release -p app {:.2} s: {:.2}x",
+            b.as_secs_f64(),
+            o.as_secs_f64() / b.as_secs_f64()
+        ),
+        goal(o.as_secs_f64() <= 1.2 * b.as_secs_f64(), "<= 1.2x"),
+    ]);
+    // Put the original image back in place for the rows below.
+    let img = image::ensure(root, &docker, &ui, &env.prefix()).await?;
+
+    // Startup: container start to the first 200 on /health.
+    let expect = Expectations {
+        container_port: CONTAINER_PORT,
+        cpu_architecture: None,
+        health_timeout: Duration::from_secs(2),
+        startup_timeout: Duration::from_secs(15),
+    };
+    let mut startups = Vec::new();
+    for i in 0..=runs {
+        let took = preflight::check(&docker, &ui, &img, &expect).await?;
+        if i > 0 {
+            startups.push(took);
+        }
+    }
+    let s = median(&mut startups);
+    rows.push([
+        "startup".into(),
+        format!("{:.1} ms", s.as_secs_f64() * 1000.0),
+        "-".into(),
+        goal(s <= Duration::from_millis(100), "<= 100 ms"),
+    ]);
+
+    // No-op deploy against fakecloud.
+    if cmd.deploy {
+        let exe = std::env::current_exe()?;
+        let mut times = Vec::new();
+        let mut last = String::new();
+        for i in 0..=runs {
+            let t = Instant::now();
+            let out = Command::new(&exe)
+                .args(["deploy", "--local"])
+                .env("CI", "1")
+                .current_dir(root)
+                .output()?;
+            if !out.status.success() {
+                bail!(
+                    "deploy --local failed during the benchmark:\n{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            if i > 0 {
+                times.push(t.elapsed());
+            }
+            last = String::from_utf8_lossy(&out.stdout).into_owned();
+        }
+        let field = |k: &str| {
+            last.lines()
+                .find_map(|l| l.strip_prefix(k))
+                .unwrap_or("?")
+                .trim()
+                .to_owned()
+        };
+        let d = median(&mut times);
+        rows.push([
+            "no-op deploy".into(),
+            format!("{:.2} s", d.as_secs_f64()),
+            format!(
+                "pushed {}, stacks changed {}",
+                field("pushed: "),
+                field("stacks changed: ")
+            ),
+            goal(
+                d <= Duration::from_secs(2)
+                    && field("pushed: ") == "0 bytes"
+                    && field("stacks changed: ") == "0",
+                "<= 2 s, 0 bytes, 0 stacks",
+            ),
+        ]);
+    }
+
+    // Throughput, latency and memory: the app vs nginx serving the same body.
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let app_bin = root.join("target/x86_64-unknown-linux-gnu/release/app");
+    let body = {
+        let mut app = Server::app(&app_bin, 18080)?;
+        let (_, page) = crate::fakecloud::http_get_at(([127, 0, 0, 1], 18080).into(), "/")?;
+        app.stop();
+        page
+    };
+    for path in ["/", "/health"] {
+        let (mut app_rps, mut ngx_rps, mut app_p99, mut ngx_p99) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut app_rss, mut ngx_rss) = (0, 0);
+        for i in 0..=runs {
+            let mut app = Server::app(&app_bin, 18080)?;
+            let a = wrk(18080, path, workers)?;
+            app_rss = app.rss_kb();
+            app.stop();
+            let mut nginx = Server::nginx(&body, 18081, workers)?;
+            let n = wrk(18081, path, workers)?;
+            ngx_rss = nginx.rss_kb();
+            nginx.stop();
+            if i > 0 {
+                app_rps.push(a.0);
+                ngx_rps.push(n.0);
+                app_p99.push(a.1);
+                ngx_p99.push(n.1);
+            }
+        }
+        let (ar, nr) = (median_f(&mut app_rps), median_f(&mut ngx_rps));
+        let (ap, np) = (median_f(&mut app_p99), median_f(&mut ngx_p99));
+        rows.push([
+            format!("throughput {path}"),
+            format!("{ar:.0} req/s, p99 {ap:.2} ms"),
+            format!("nginx {nr:.0} req/s, p99 {np:.2} ms: {:.2}x", ar / nr),
+            goal(ar >= nr && ap <= np, ">= 1.0x, p99 <= nginx"),
+        ]);
+        if path == "/" {
+            rows.push([
+                "memory after load".into(),
+                format!("{app_rss} KiB RSS"),
+                format!("nginx {ngx_rss} KiB (master + workers)"),
+                goal(app_rss <= ngx_rss, "<= nginx"),
+            ]);
+        }
+    }
+
+    println!("\ncores: {workers}, runs per row: {runs} (after 1 warm-up), medians\n");
+    println!("| row | ours | baseline (same run) | goal |\n|---|---|---|---|");
+    for r in rows {
+        println!("| {} | {} | {} | {} |", r[0], r[1], r[2], r[3]);
+    }
+    Ok(())
+}
+
+fn goal(met: bool, text: &str) -> String {
+    format!("{} {text}", if met { "met:" } else { "MISSED:" })
+}
+
+fn mb(bytes: u64) -> f64 {
+    bytes as f64 / 1_000_000.0
+}
+
+fn gzip_len(data: &[u8]) -> Result<u64> {
+    use std::io::Write;
+    let mut child = Command::new("gzip")
+        .arg("-c")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("gzip")?;
+    let mut stdin = child.stdin.take().unwrap();
+    let data = data.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&data));
+    let out = child.wait_with_output()?;
+    writer
+        .join()
+        .map_err(|_| anyhow::anyhow!("gzip writer panicked"))??;
+    Ok(out.stdout.len() as u64)
+}
+
+fn median(v: &mut [Duration]) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn median_f(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// (requests per second, p99 latency in ms) from `wrk --latency`.
+fn wrk(port: u16, path: &str, threads: usize) -> Result<(f64, f64)> {
+    let out = Command::new("wrk")
+        .args([
+            "--latency",
+            "-t",
+            &threads.to_string(),
+            "-c",
+            "64",
+            "-d",
+            "3s",
+            &format!("http://127.0.0.1:{port}{path}"),
+        ])
+        .output()
+        .context("cannot run wrk: install it (`apt-get install wrk`)")?;
+    parse_wrk(&String::from_utf8_lossy(&out.stdout))
+}
+
+pub fn parse_wrk(text: &str) -> Result<(f64, f64)> {
+    let rps = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .with_context(|| format!("no Requests/sec in wrk's output:\n{text}"))?;
+    let p99 = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("99%"))
+        .and_then(|v| latency_ms(v.trim()))
+        .with_context(|| format!("no 99% latency in wrk's output:\n{text}"))?;
+    Ok((rps, p99))
+}
+
+fn latency_ms(v: &str) -> Option<f64> {
+    let (n, unit) = v.split_at(v.find(|c: char| c.is_ascii_alphabetic())?);
+    let n: f64 = n.parse().ok()?;
+    Some(match unit {
+        "us" => n / 1000.0,
+        "ms" => n,
+        "s" => n * 1000.0,
+        _ => return None,
+    })
+}
+
+struct Server {
+    child: Child,
+    dir: Option<std::path::PathBuf>,
+}
+
+impl Server {
+    fn app(bin: &Path, port: u16) -> Result<Server> {
+        // Logs off the terminal: the load would print a line per request.
+        let child = Command::new(bin)
+            .env("PORT", port.to_string())
+            .stdout(Stdio::null())
+            .spawn()?;
+        wait_port(port)?;
+        Ok(Server { child, dir: None })
+    }
+
+    fn nginx(body: &str, port: u16, workers: usize) -> Result<Server> {
+        let dir = std::env::temp_dir().join(format!("xtask-bench-nginx-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("html"))?;
+        std::fs::write(dir.join("html/index.html"), body)?;
+        std::fs::write(dir.join("html/health"), "ok\n")?;
+        let conf = format!(
+            "worker_processes {workers};\ndaemon off;\nerror_log {d}/error.log;\npid {d}/nginx.pid;\nevents {{ worker_connections 1024; }}\n\
+             http {{ access_log off; server {{ listen 127.0.0.1:{port}; root {d}/html; location = /health {{ default_type text/plain; }} }} }}\n",
+            d = dir.display()
+        );
+        std::fs::write(dir.join("nginx.conf"), conf)?;
+        let child = Command::new("nginx")
+            .args([
+                "-c",
+                &dir.join("nginx.conf").display().to_string(),
+                "-p",
+                &dir.display().to_string(),
+            ])
+            .stderr(Stdio::null())
+            .spawn()
+            .context("cannot run nginx: install it (`apt-get install nginx-light`)")?;
+        wait_port(port)?;
+        Ok(Server {
+            child,
+            dir: Some(dir),
+        })
+    }
+
+    /// RSS of the process and its children (nginx's workers), in KiB.
+    fn rss_kb(&self) -> u64 {
+        let pid = self.child.id();
+        let mut pids = vec![pid.to_string()];
+        if let Ok(out) = Command::new("pgrep")
+            .args(["-P", &pid.to_string()])
+            .output()
+        {
+            pids.extend(
+                String::from_utf8_lossy(&out.stdout)
+                    .split_whitespace()
+                    .map(str::to_owned),
+            );
+        }
+        pids.iter()
+            .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/status")).ok())
+            .filter_map(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            })
+            .sum()
+    }
+
+    fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+fn wait_port(port: u16) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            bail!("nothing listens on 127.0.0.1:{port} after 10 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_wrk_output() {
+        let text = "Running 3s test @ http://127.0.0.1:18080/\n  Latency Distribution\n     50%  200.00us\n     99%    1.50ms\n  123 requests in 3.00s\nRequests/sec:  41000.12\nTransfer/sec: 5MB\n";
+        assert_eq!(parse_wrk(text).unwrap(), (41000.12, 1.5));
+        assert_eq!(latency_ms("850.00us"), Some(0.85));
+        assert!(parse_wrk("nothing").is_err());
+    }
+}
