@@ -161,6 +161,23 @@ mod with_mocked_cloudformation {
 
     const FAST: Duration = Duration::ZERO;
 
+    fn execute_ok() -> aws_smithy_mocks::Rule {
+        mock!(Client::execute_change_set).then_output(|| ExecuteChangeSetOutput::builder().build())
+    }
+
+    fn delete_change_set_ok() -> aws_smithy_mocks::Rule {
+        mock!(Client::delete_change_set).then_output(|| DeleteChangeSetOutput::builder().build())
+    }
+
+    fn ready_rule() -> aws_smithy_mocks::Rule {
+        mock!(Client::describe_change_set).then_output(ready_with_one_change)
+    }
+
+    /// Deploy with instant polling, approving every change set.
+    async fn run(cfn: &Client, stack: &Stack) -> Result<Deployed> {
+        deploy(cfn, stack, FAST, &Ui::new().spinner("test"), &|_, _| true).await
+    }
+
     #[tokio::test]
     async fn a_change_set_without_changes_is_success_and_executes_nothing() {
         let describe = mock!(Client::describe_stacks).then_output(|| existing("CREATE_COMPLETE"));
@@ -173,10 +190,8 @@ mod with_mocked_cloudformation {
                 .status_reason("The submitted information didn't contain changes. Submit different information to create a change set.")
                 .build()
         });
-        let delete = mock!(Client::delete_change_set)
-            .then_output(|| DeleteChangeSetOutput::builder().build());
-        let execute = mock!(Client::execute_change_set)
-            .then_output(|| ExecuteChangeSetOutput::builder().build());
+        let delete = delete_change_set_ok();
+        let execute = execute_ok();
         let cfn = mock_sdk!(
             aws_sdk_cloudformation,
             [
@@ -189,10 +204,7 @@ mod with_mocked_cloudformation {
             ]
         );
 
-        let spinner = Ui::new().spinner("test");
-        let deployed = deploy(&cfn, &stack(), FAST, &spinner, &|_, _| true)
-            .await
-            .unwrap();
+        let deployed = run(&cfn, &stack()).await.unwrap();
         assert_eq!(deployed.outcome, Outcome::NoChanges);
         assert_eq!(deployed.outputs["VpcId"], "vpc-123");
         assert_eq!(create.num_calls(), 1);
@@ -221,7 +233,7 @@ mod with_mocked_cloudformation {
                         .any(|p| p.parameter_key() == Some("ProjectName"))
             })
             .then_output(|| CreateChangeSetOutput::builder().build());
-        let ready = mock!(Client::describe_change_set).then_output(ready_with_one_change);
+        let ready = ready_rule();
         // Newest first, as CloudFormation returns them: the cursor, then two polls.
         let stack_events = mock!(Client::describe_stack_events)
             .sequence()
@@ -240,8 +252,7 @@ mod with_mocked_cloudformation {
                 ])
             })
             .build();
-        let execute = mock!(Client::execute_change_set)
-            .then_output(|| ExecuteChangeSetOutput::builder().build());
+        let execute = execute_ok();
         let cfn = mock_sdk!(
             aws_sdk_cloudformation,
             [
@@ -289,10 +300,7 @@ mod with_mocked_cloudformation {
             aws_sdk_cloudformation,
             [&describe2, &create, &ready, &stack_events2, &execute]
         );
-        let spinner = Ui::new().spinner("test");
-        let deployed = deploy(&cfn, &stack(), FAST, &spinner, &|_, _| true)
-            .await
-            .unwrap();
+        let deployed = run(&cfn, &stack()).await.unwrap();
         assert_eq!(deployed.outcome, Outcome::Created);
         assert_eq!(deployed.outputs["VpcId"], "vpc-123");
         assert_eq!(execute.num_calls(), 1);
@@ -307,7 +315,7 @@ mod with_mocked_cloudformation {
             .build();
         let create = mock!(Client::create_change_set)
             .then_output(|| CreateChangeSetOutput::builder().build());
-        let ready = mock!(Client::describe_change_set).then_output(ready_with_one_change);
+        let ready = ready_rule();
         let stack_events = mock!(Client::describe_stack_events)
             .sequence()
             .output(|| events(vec![event("0", "demo-dev-vpc", "CREATE_COMPLETE", None)]))
@@ -330,8 +338,7 @@ mod with_mocked_cloudformation {
                 ])
             })
             .build();
-        let execute = mock!(Client::execute_change_set)
-            .then_output(|| ExecuteChangeSetOutput::builder().build());
+        let execute = execute_ok();
         let cfn = mock_sdk!(
             aws_sdk_cloudformation,
             [
@@ -344,11 +351,7 @@ mod with_mocked_cloudformation {
             ]
         );
 
-        let spinner = Ui::new().spinner("test");
-        let err = deploy(&cfn, &stack(), FAST, &spinner, &|_, _| true)
-            .await
-            .unwrap_err()
-            .to_string();
+        let err = run(&cfn, &stack()).await.unwrap_err().to_string();
         assert!(err.contains("UPDATE_ROLLBACK_COMPLETE"), "{err}");
         assert!(
             err.contains("Subnet (AWS::EC2::Subnet): The CIDR '10.9.0.0/24' conflicts"),
@@ -372,10 +375,9 @@ mod with_mocked_cloudformation {
         let create = mock!(Client::create_change_set)
             .match_requests(|r| r.change_set_type() == Some(&ChangeSetType::Create))
             .then_output(|| CreateChangeSetOutput::builder().build());
-        let ready = mock!(Client::describe_change_set).then_output(ready_with_one_change);
+        let ready = ready_rule();
         let stack_events = mock!(Client::describe_stack_events).then_output(|| events(vec![]));
-        let execute = mock!(Client::execute_change_set)
-            .then_output(|| ExecuteChangeSetOutput::builder().build());
+        let execute = execute_ok();
         let cfn = mock_sdk!(
             aws_sdk_cloudformation,
             [
@@ -389,10 +391,7 @@ mod with_mocked_cloudformation {
             ]
         );
 
-        let spinner = Ui::new().spinner("test");
-        let deployed = deploy(&cfn, &stack(), FAST, &spinner, &|_, _| true)
-            .await
-            .unwrap();
+        let deployed = run(&cfn, &stack()).await.unwrap();
         assert_eq!(deployed.outcome, Outcome::Created);
         assert_eq!(delete.num_calls(), 1);
         assert_eq!(create.num_calls(), 1);
@@ -408,11 +407,7 @@ mod with_mocked_cloudformation {
             aws_sdk_cloudformation,
             [&older_template(), &describe, &create]
         );
-        let spinner = Ui::new().spinner("test");
-        let err = deploy(&cfn, &stack(), FAST, &spinner, &|_, _| true)
-            .await
-            .unwrap_err()
-            .to_string();
+        let err = run(&cfn, &stack()).await.unwrap_err().to_string();
         assert!(err.contains("continue-update-rollback"), "{err}");
         assert_eq!(create.num_calls(), 0);
     }
@@ -422,11 +417,9 @@ mod with_mocked_cloudformation {
         let describe = mock!(Client::describe_stacks).then_output(|| existing("CREATE_COMPLETE"));
         let create = mock!(Client::create_change_set)
             .then_output(|| CreateChangeSetOutput::builder().build());
-        let ready = mock!(Client::describe_change_set).then_output(ready_with_one_change);
-        let delete = mock!(Client::delete_change_set)
-            .then_output(|| DeleteChangeSetOutput::builder().build());
-        let execute = mock!(Client::execute_change_set)
-            .then_output(|| ExecuteChangeSetOutput::builder().build());
+        let ready = ready_rule();
+        let delete = delete_change_set_ok();
+        let execute = execute_ok();
         let cfn = mock_sdk!(
             aws_sdk_cloudformation,
             [
@@ -497,10 +490,7 @@ mod with_mocked_cloudformation {
         let create = mock!(Client::create_change_set)
             .then_output(|| CreateChangeSetOutput::builder().build());
         let cfn = mock_sdk!(aws_sdk_cloudformation, [&describe, &template, &create]);
-        let spinner = Ui::new().spinner("test");
-        let deployed = deploy(&cfn, &with_params, FAST, &spinner, &|_, _| true)
-            .await
-            .unwrap();
+        let deployed = run(&cfn, &with_params).await.unwrap();
         assert_eq!(deployed.outcome, Outcome::NoChanges);
         assert_eq!(deployed.outputs["VpcId"], "vpc-123");
         assert_eq!(create.num_calls(), 0, "no change set is needed");
@@ -516,15 +506,12 @@ mod with_mocked_cloudformation {
                 .status_reason("No updates are to be performed.")
                 .build()
         });
-        let delete = mock!(Client::delete_change_set)
-            .then_output(|| DeleteChangeSetOutput::builder().build());
+        let delete = delete_change_set_ok();
         let cfn = mock_sdk!(
             aws_sdk_cloudformation,
             [&describe, &template, &create, &ready, &delete]
         );
-        deploy(&cfn, &changed, FAST, &spinner, &|_, _| true)
-            .await
-            .unwrap();
+        run(&cfn, &changed).await.unwrap();
         assert_eq!(create.num_calls(), 1);
     }
 }
