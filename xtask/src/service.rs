@@ -68,6 +68,54 @@ pub async fn describe(ecs: &aws_sdk_ecs::Client, cluster: &str, service: &str) -
         .with_context(|| format!("ECS has no service {service} in cluster {cluster}"))
 }
 
+/// Why the service's recently stopped tasks stopped (ECS keeps them for about an hour).
+pub async fn stopped_reasons(
+    ecs: &aws_sdk_ecs::Client,
+    cluster: &str,
+    service: &str,
+) -> Vec<String> {
+    let Ok(listed) = ecs
+        .list_tasks()
+        .cluster(cluster)
+        .service_name(service)
+        .desired_status(aws_sdk_ecs::types::DesiredStatus::Stopped)
+        .send()
+        .await
+    else {
+        return vec![];
+    };
+    if listed.task_arns().is_empty() {
+        return vec![];
+    }
+    let Ok(described) = ecs
+        .describe_tasks()
+        .cluster(cluster)
+        .set_tasks(Some(listed.task_arns().to_vec()))
+        .send()
+        .await
+    else {
+        return vec![];
+    };
+    let mut reasons: Vec<String> = described
+        .tasks()
+        .iter()
+        .filter_map(|t| t.stopped_reason())
+        .map(str::to_owned)
+        .collect();
+    reasons.sort();
+    reasons.dedup();
+    reasons.truncate(3);
+    reasons
+}
+
+fn with_reasons(message: String, reasons: &[String]) -> String {
+    if reasons.is_empty() {
+        message
+    } else {
+        format!("{message}. Stopped tasks say: {}", reasons.join("; "))
+    }
+}
+
 /// Poll until the service is stable, printing its new events; gives up after `timeout`.
 pub async fn wait_stable(
     ecs: &aws_sdk_ecs::Client,
@@ -111,17 +159,25 @@ pub async fn wait_stable(
             }
             Assessment::Failed(why) => {
                 spinner.failed("rollout failed");
-                bail!("ECS service {service}: {why}");
+                let reasons = stopped_reasons(ecs, cluster, service).await;
+                bail!(with_reasons(
+                    format!("ECS service {service}: {why}"),
+                    &reasons
+                ));
             }
             Assessment::Waiting(status) => spinner.set(status),
         }
         if started.elapsed() > timeout {
             spinner.failed("not stable");
-            bail!(
-                "ECS service {service} did not become stable within {} min: check `aws ecs describe-services \
-                 --cluster {cluster} --services {service}` and the stopped tasks' reasons",
-                timeout.as_secs() / 60
-            );
+            let reasons = stopped_reasons(ecs, cluster, service).await;
+            bail!(with_reasons(
+                format!(
+                    "ECS service {service} did not become stable within {} min: check `cargo xtask status` and \
+                     `cargo xtask logs`",
+                    timeout.as_secs() / 60
+                ),
+                &reasons
+            ));
         }
         tokio::time::sleep(poll).await;
     }
@@ -164,6 +220,21 @@ mod tests {
             assess_one(&service(1, 1, vec![one(), one()])),
             Assessment::Waiting(_)
         ));
+    }
+
+    #[test]
+    fn stopped_reasons_are_appended_when_known() {
+        assert_eq!(with_reasons("x".into(), &[]), "x");
+        assert_eq!(
+            with_reasons(
+                "x".into(),
+                &[
+                    "Essential container in task exited".into(),
+                    "CannotPullContainerError".into()
+                ]
+            ),
+            "x. Stopped tasks say: Essential container in task exited; CannotPullContainerError"
+        );
     }
 
     #[test]
