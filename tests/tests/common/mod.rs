@@ -45,7 +45,11 @@ pub fn prerequisites() -> bool {
             panic!("end-to-end test cannot run in CI: {why}")
         }
         Some(why) => {
-            eprintln!("\n*** SKIPPED end-to-end test: {why}. `.ci/run` installs and starts what it needs. ***\n");
+            // Straight to the stderr handle: libtest captures `eprintln!` of passing tests.
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n*** SKIPPED end-to-end test: {why}. `.ci/run` installs and starts what it needs. ***\n"
+            );
             false
         }
     }
