@@ -52,6 +52,15 @@ fn sigterm_exits_zero_quickly_and_every_log_line_is_json() {
     let mut child = spawn(port);
     let pid = child.id().to_string();
 
+    // One logged request (health probes are not logged).
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    std::io::Write::write_all(
+        &mut conn,
+        b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    std::io::Read::read_to_end(&mut conn, &mut Vec::new()).unwrap();
+
     let started = Instant::now();
     assert!(Command::new("kill")
         .args(["-TERM", &pid])
@@ -74,8 +83,12 @@ fn sigterm_exits_zero_quickly_and_every_log_line_is_json() {
         .lines()
         .map(|l| serde_json::from_str(&l.unwrap()).expect("a log line is not JSON"))
         .collect();
-    let requests = lines.iter().filter(|l| l["msg"] == "request").count();
-    assert!(requests >= 1, "no request was logged: {lines:?}");
+    let requests: Vec<_> = lines.iter().filter(|l| l["msg"] == "request").collect();
+    assert_eq!(requests.len(), 1, "exactly the GET / is logged: {lines:?}");
+    assert_eq!(
+        (requests[0]["path"].as_str(), requests[0]["status"].as_u64()),
+        (Some("/"), Some(200))
+    );
     assert!(lines
         .iter()
         .all(|l| l["ts"].is_string() && l["level"].is_string()));
