@@ -7,7 +7,13 @@ use clap::{Args, Parser, Subcommand};
 /// Credentials, region and endpoint come from the standard AWS chain (AWS_PROFILE, AWS_REGION,
 /// AWS_ENDPOINT_URL, ~/.aws/config, SSO, ...). `--local` targets fakecloud on 127.0.0.1:4566 instead.
 #[derive(Debug, Parser)]
-#[command(name = "cargo xtask", bin_name = "cargo xtask", version, about, propagate_version = true)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    version,
+    about,
+    propagate_version = true
+)]
 pub struct Xtask {
     #[command(subcommand)]
     pub cmd: Cmd,
