@@ -11,9 +11,8 @@ use xshell::{cmd, Shell};
 
 use crate::flags;
 use crate::image;
-use crate::preflight::{self, Expectations};
+use crate::preflight;
 use crate::project::Environment;
-use crate::push_image::CONTAINER_PORT;
 use crate::ui::Ui;
 
 const NGINX_ALPINE_PUBLISHED_MB: f64 = 20.0;
@@ -29,7 +28,8 @@ pub async fn run(root: &Path, cmd: flags::Bench) -> Result<()> {
 
     // Image size: the image over the binary it wraps.
     let img = image::ensure(root, &docker, &ui, &env.prefix()).await?;
-    let binary = std::fs::metadata(root.join("target/x86_64-unknown-linux-gnu/release/app"))?.len();
+    let app_bin = image::binary_path(root, image::host_triple()?);
+    let binary = std::fs::metadata(&app_bin)?.len();
     let local_ref = img.local_ref.clone();
     let saved = cmd!(sh, "docker save {local_ref}")
         .quiet()
@@ -86,12 +86,7 @@ pub async fn run(root: &Path, cmd: flags::Bench) -> Result<()> {
     let img = image::ensure(root, &docker, &ui, &env.prefix()).await?;
 
     // Startup: container start to the first 200 on /health.
-    let expect = Expectations {
-        container_port: CONTAINER_PORT,
-        cpu_architecture: None,
-        health_timeout: Duration::from_secs(2),
-        startup_timeout: Duration::from_secs(15),
-    };
+    let expect = crate::push_image::expectations(&env);
     let mut startups = Vec::new();
     for i in 0..=runs {
         let took = preflight::check(&docker, &ui, &img, &expect).await?;
@@ -159,7 +154,6 @@ pub async fn run(root: &Path, cmd: flags::Bench) -> Result<()> {
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    let app_bin = root.join("target/x86_64-unknown-linux-gnu/release/app");
     let body = {
         let mut app = Server::app(&app_bin, 18080)?;
         let (_, page) = crate::fakecloud::http_get_at(([127, 0, 0, 1], 18080).into(), "/")?;

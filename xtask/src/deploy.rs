@@ -35,7 +35,7 @@ pub async fn run(root: &Path, cmd: flags::Deploy) -> Result<()> {
         format!("{} ({image_note})", image.local_ref),
     ));
 
-    let s = Session::open(root, &cmd.target, ui).await?;
+    let s = Session::with_env(root, env, &cmd.target, ui).await?;
     let ask = !cmd.yes && !s.local;
     let approve = |stack: &Stack, rows: &[ChangeRow]| -> bool {
         if !ask {
@@ -96,19 +96,8 @@ pub async fn run(root: &Path, cmd: flags::Deploy) -> Result<()> {
     let (cluster, service_name) = (output("ClusterName")?, output("ServiceName")?);
     let stability = if s.local {
         if ecs.outcome == Outcome::Updated {
-            let desired = s
-                .env
-                .parameters(StackKind::Ecs, &[])
-                .get("DesiredCount")
-                .and_then(|d| d.parse().ok());
-            fakecloud::replace_service_tasks(
-                &s.clients.ecs,
-                &s.ui,
-                &cluster,
-                &service_name,
-                desired.unwrap_or(1),
-            )
-            .await?;
+            fakecloud::replace_service_tasks(&s.clients.ecs, &s.ui, &cluster, &service_name)
+                .await?;
         }
         service::Stability::CountsOnly
     } else {

@@ -120,9 +120,11 @@ pub async fn replace_service_tasks(
     ui: &Ui,
     cluster: &str,
     service: &str,
-    desired: i32,
 ) -> Result<()> {
     let spinner = ui.spinner("local rollout");
+    let desired = crate::service::describe(ecs, cluster, service)
+        .await?
+        .desired_count();
     let scale = |count: i32| {
         ecs.update_service()
             .cluster(cluster)

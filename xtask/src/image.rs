@@ -137,10 +137,15 @@ fn build_static_binary(sh: &Shell, root: &Path, triple: &str, revision: &str) ->
     .env("APP_GIT_REVISION", revision)
     .run()
     .context("building the app failed: fix the compile errors above and run again")?;
-    Ok(root.join("target").join(triple).join("release").join("app"))
+    Ok(binary_path(root, triple))
 }
 
-fn host_triple() -> Result<&'static str> {
+/// Where `cargo build --release --target <triple> -p app` puts the binary.
+pub fn binary_path(root: &Path, triple: &str) -> PathBuf {
+    root.join("target").join(triple).join("release").join("app")
+}
+
+pub fn host_triple() -> Result<&'static str> {
     match (std::env::consts::OS, std::env::consts::ARCH) {
         ("linux", "x86_64") => Ok("x86_64-unknown-linux-gnu"),
         ("linux", "aarch64") => Ok("aarch64-unknown-linux-gnu"),

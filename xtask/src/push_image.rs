@@ -20,7 +20,7 @@ pub async fn run(root: &Path, cmd: flags::PushImage) -> Result<()> {
     let ui = Ui::new();
     let env = Environment::load(root, &cmd.target.env)?;
     let image = prepare(root, &docker, &ui, &env).await?;
-    let session = Session::open(root, &cmd.target, ui).await?;
+    let session = Session::with_env(root, env, &cmd.target, ui).await?;
     let pushed = push(&session, &docker, &image).await?;
     println!("image: {}", pushed.pinned_uri());
     println!(
@@ -42,16 +42,22 @@ pub const CONTAINER_PORT: u16 = 8080;
 /// Build the image (if needed) and run the pre-flight checks: everything that needs no AWS.
 pub async fn prepare(root: &Path, docker: &Docker, ui: &Ui, env: &Environment) -> Result<Image> {
     let image = image::ensure(root, docker, ui, &env.prefix()).await?;
-    let params = env.parameters(StackKind::Ecs, &[]);
-    let expect = Expectations {
+    preflight::check(docker, ui, &image, &expectations(env)).await?;
+    Ok(image)
+}
+
+/// What the task definition will ask of the image, for the pre-flight.
+pub fn expectations(env: &Environment) -> Expectations {
+    Expectations {
         container_port: CONTAINER_PORT,
-        cpu_architecture: params.get("CpuArchitecture").cloned(),
+        cpu_architecture: env
+            .parameters(StackKind::Ecs, &[])
+            .get("CpuArchitecture")
+            .cloned(),
         // The ecs template's HealthCheckTimeoutSeconds.
         health_timeout: Duration::from_secs(2),
         startup_timeout: Duration::from_secs(15),
-    };
-    preflight::check(docker, ui, &image, &expect).await?;
-    Ok(image)
+    }
 }
 
 /// Push the image unless ECR already has its tag.

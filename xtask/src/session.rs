@@ -25,8 +25,18 @@ pub struct Session {
 }
 
 impl Session {
+    /// Load the environment named by `target`, then open the session.
     pub async fn open(root: &Path, target: &Target, ui: Ui) -> Result<Session> {
-        let env = Environment::load(root, &target.env)?;
+        Self::with_env(root, Environment::load(root, &target.env)?, target, ui).await
+    }
+
+    /// Open the session for an environment the command has already loaded.
+    pub async fn with_env(
+        root: &Path,
+        env: Environment,
+        target: &Target,
+        ui: Ui,
+    ) -> Result<Session> {
         if target.local {
             fakecloud::ensure_running(&ui, root).await?;
         }
