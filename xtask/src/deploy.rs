@@ -57,11 +57,16 @@ pub async fn run(root: &Path, cmd: flags::Deploy) -> Result<()> {
         );
         s.ui.confirm(&question).unwrap_or(true)
     };
+    let settings = stack::Settings {
+        poll: s.poll,
+        wait_if_busy: !cmd.no_wait,
+        approve: &approve,
+    };
     refuse_orphaned_repository(&s).await?;
     let t = Instant::now();
     let (vpc, ecr) = tokio::try_join!(
-        deploy_stack(&s, StackKind::Vpc, &[], &approve),
-        deploy_stack(&s, StackKind::Ecr, &[], &approve),
+        deploy_stack(&s, StackKind::Vpc, &[], &settings),
+        deploy_stack(&s, StackKind::Ecr, &[], &settings),
     )?;
     phases.push((
         "vpc + ecr stacks",
@@ -81,7 +86,7 @@ pub async fn run(root: &Path, cmd: flags::Deploy) -> Result<()> {
     let extra = s
         .ecs_parameters(pushed.pinned_uri(), &image.cpu_architecture)
         .await?;
-    let ecs = deploy_stack(&s, StackKind::Ecs, &extra, &approve).await?;
+    let ecs = deploy_stack(&s, StackKind::Ecs, &extra, &settings).await?;
     phases.push(("ecs stack", t.elapsed(), describe(&ecs).to_owned()));
 
     let t = Instant::now();
@@ -162,11 +167,11 @@ async fn deploy_stack(
     s: &Session,
     kind: StackKind,
     extra: &[(&str, String)],
-    approve: &stack::Approve<'_>,
+    settings: &stack::Settings<'_>,
 ) -> Result<Deployed> {
     let stack = s.stack(kind, extra)?;
     let spinner = s.ui.spinner(format!("stack {}", stack.name));
-    match stack::deploy(&s.clients.cfn, &stack, s.poll, &spinner, approve).await {
+    match stack::deploy(&s.clients.cfn, &stack, settings, &spinner).await {
         Ok(deployed) => {
             spinner.done(describe(&deployed));
             Ok(deployed)

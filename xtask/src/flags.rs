@@ -54,6 +54,9 @@ pub struct Deploy {
     /// Execute change sets without asking.
     #[arg(long, short)]
     pub yes: bool,
+    /// Refuse, instead of waiting, when another operation is already running on a stack.
+    #[arg(long)]
+    pub no_wait: bool,
 }
 
 #[derive(Debug, Args)]

@@ -32,6 +32,16 @@ pub struct Stack {
 /// Decides whether a change set may run (a prompt on a terminal, always yes with `--yes`).
 pub type Approve<'a> = dyn Fn(&Stack, &[ChangeRow]) -> bool + Send + Sync + 'a;
 
+/// How `deploy` behaves, as opposed to what it deploys.
+pub struct Settings<'a> {
+    /// Delay between status checks.
+    pub poll: Duration,
+    /// When another operation is running on the stack: wait for it (`true`) or refuse (`--no-wait`).
+    pub wait_if_busy: bool,
+    /// Sees the change set before it runs and may refuse it (nothing is changed then).
+    pub approve: &'a Approve<'a>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     NoChanges,
@@ -127,15 +137,18 @@ pub fn outputs(stack: &aws_sdk_cloudformation::types::Stack) -> BTreeMap<String,
         .collect()
 }
 
-/// Bring `stack` up to date. `poll` is the delay between status checks.
-/// `approve` sees the change set before it runs and may refuse it (nothing is changed then).
+/// Bring `stack` up to date.
 pub async fn deploy(
     cfn: &Client,
     stack: &Stack,
-    poll: Duration,
+    settings: &Settings<'_>,
     spinner: &Spinner,
-    approve: &Approve<'_>,
 ) -> Result<Deployed> {
+    let Settings {
+        poll,
+        wait_if_busy,
+        approve,
+    } = *settings;
     if stack.template.len() > MAX_INLINE_TEMPLATE {
         bail!(
             "template for stack {} is {} bytes, over CloudFormation's {MAX_INLINE_TEMPLATE}-byte inline limit: \
@@ -163,6 +176,12 @@ pub async fn deploy(
                 break ChangeSetType::Update;
             }
             Plan::Refuse(why) => bail!(why),
+            Plan::Wait if !wait_if_busy => bail!(
+                "stack {} is {} (another operation is running): wait for it to finish \
+                 (`cargo xtask status` shows it), or deploy without --no-wait to wait here",
+                stack.name,
+                status.unwrap_or_default()
+            ),
             Plan::Wait => {
                 spinner.set(format!(
                     "waiting: another operation is running ({})",

@@ -173,9 +173,17 @@ mod with_mocked_cloudformation {
         mock!(Client::describe_change_set).then_output(ready_with_one_change)
     }
 
+    fn settings<'a>(approve: &'a Approve<'a>) -> Settings<'a> {
+        Settings {
+            poll: FAST,
+            wait_if_busy: true,
+            approve,
+        }
+    }
+
     /// Deploy with instant polling, approving every change set.
     async fn run(cfn: &Client, stack: &Stack) -> Result<Deployed> {
-        deploy(cfn, stack, FAST, &Ui::new().spinner("test"), &|_, _| true).await
+        deploy(cfn, stack, &settings(&|_, _| true), &Ui::new().spinner("test")).await
     }
 
     #[tokio::test]
@@ -398,6 +406,69 @@ mod with_mocked_cloudformation {
     }
 
     #[tokio::test]
+    async fn a_busy_stack_is_waited_for_then_updated() {
+        let describe = mock!(Client::describe_stacks)
+            .sequence()
+            .output(|| existing("UPDATE_IN_PROGRESS"))
+            .output(|| existing("UPDATE_COMPLETE_CLEANUP_IN_PROGRESS"))
+            .output(|| existing("UPDATE_COMPLETE"))
+            .output(|| existing("UPDATE_IN_PROGRESS"))
+            .output(|| existing("UPDATE_COMPLETE"))
+            .build();
+        let create = mock!(Client::create_change_set)
+            .match_requests(|r| r.change_set_type() == Some(&ChangeSetType::Update))
+            .then_output(|| CreateChangeSetOutput::builder().build());
+        let ready = ready_rule();
+        let stack_events = mock!(Client::describe_stack_events).then_output(|| events(vec![]));
+        let execute = execute_ok();
+        let cfn = mock_sdk!(
+            aws_sdk_cloudformation,
+            [
+                &older_template(),
+                &describe,
+                &create,
+                &ready,
+                &stack_events,
+                &execute
+            ]
+        );
+
+        let deployed = run(&cfn, &stack()).await.unwrap();
+        assert_eq!(deployed.outcome, Outcome::Updated);
+        assert_eq!(
+            describe.num_calls(),
+            5,
+            "two polls while busy, then the deploy's own"
+        );
+        assert_eq!(execute.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn no_wait_refuses_a_busy_stack_and_changes_nothing() {
+        let describe =
+            mock!(Client::describe_stacks).then_output(|| existing("UPDATE_IN_PROGRESS"));
+        let create = mock!(Client::create_change_set)
+            .then_output(|| CreateChangeSetOutput::builder().build());
+        let cfn = mock_sdk!(
+            aws_sdk_cloudformation,
+            [&older_template(), &describe, &create]
+        );
+        let settings = Settings {
+            wait_if_busy: false,
+            ..settings(&|_, _| true)
+        };
+        let err = deploy(&cfn, &stack(), &settings, &Ui::new().spinner("test"))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("demo-dev-vpc is UPDATE_IN_PROGRESS") && err.contains("--no-wait"),
+            "{err}"
+        );
+        assert_eq!((describe.num_calls(), create.num_calls()), (1, 0));
+    }
+
+    #[tokio::test]
     async fn update_rollback_failed_stops_before_any_change() {
         let describe =
             mock!(Client::describe_stacks).then_output(|| existing("UPDATE_ROLLBACK_FAILED"));
@@ -432,11 +503,12 @@ mod with_mocked_cloudformation {
             ]
         );
         let spinner = Ui::new().spinner("test");
-        let err = deploy(&cfn, &stack(), FAST, &spinner, &|_, rows| {
+        let refuse = |_: &Stack, rows: &[ChangeRow]| {
             assert_eq!(rows[0].logical_id, "Vpc");
             false
-        })
-        .await
+        };
+        let err = deploy(&cfn, &stack(), &settings(&refuse), &spinner)
+            .await
         .unwrap_err();
         assert!(
             err.to_string().contains("cancelled: nothing was changed"),
