@@ -1,5 +1,6 @@
-//! End to end, day 2: `diff` (0, then 1 after a parameter change), `status --json`, `destroy`
-//! (stacks gone, images kept), and a failed first create followed by a successful deploy. Runs
+//! End to end, day 2: `diff` (0, then 1 after a parameter change), `logs` (the replaced task's
+//! start and graceful drain), `status --json`, `destroy` (stacks gone, images kept), and a failed
+//! first create followed by a successful deploy. Runs
 //! in its own environment (`infra/env/e2eops.yaml`, written and removed by the test).
 
 mod common;
@@ -83,6 +84,27 @@ fn diff_status_destroy_and_recovery_from_a_failed_create() {
             .iter()
             .all(|(_, status, _)| !status.contains("REVIEW")),
         "diff left a stack shell: {after:?}"
+    );
+
+    // Deploying the change replaces the task; fakecloud hands the stopped task's output to
+    // CloudWatch Logs, where `logs` finds its start and its graceful drain on SIGTERM.
+    let (out, text) = run(&["deploy"]);
+    assert!(out.status.success(), "deploying the change failed: {text}");
+    let (out, text) = run(&["logs", "--since", "10m"]);
+    assert!(out.status.success(), "logs failed: {text}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let started = stdout
+        .find("listening on port 8080")
+        .unwrap_or_else(|| panic!("no start line in the logs: {text}"));
+    let drained = stdout
+        .find("shutdown complete")
+        .unwrap_or_else(|| panic!("no drain line in the logs: {text}"));
+    assert!(started < drained, "logs are not oldest first: {stdout}");
+    let (out, text) = run(&["diff"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "deployed, yet diff sees changes: {text}"
     );
 
     // status --json: the documented fields.

@@ -199,7 +199,7 @@ Resources:
 #[test]
 fn every_rule_in_the_catalogue_holds_for_infra() {
     for (name, check) in checks::CHECKS {
-        let found: Vec<String> = all().iter().flat_map(|t| check(t)).collect();
+        let found: Vec<String> = all().iter().flat_map(check).collect();
         assert!(found.is_empty(), "rule {name:?}:\n{}", found.join("\n"));
     }
 }

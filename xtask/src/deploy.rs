@@ -16,6 +16,7 @@ use crate::{fakecloud, push_image, service};
 
 pub async fn run(root: &Path, cmd: flags::Deploy) -> Result<()> {
     let started = Instant::now();
+    let started_ms = crate::logs::now_ms();
     let docker = crate::docker::connect().await?;
     let ui = Ui::new();
     let mut phases: Vec<(&str, Duration, String)> = Vec::new();
@@ -108,7 +109,7 @@ pub async fn run(root: &Path, cmd: flags::Deploy) -> Result<()> {
     } else {
         service::Stability::OneDeployment
     };
-    service::wait_stable(
+    let stable = service::wait_stable(
         &s.clients.ecs,
         &s.ui,
         &cluster,
@@ -117,7 +118,21 @@ pub async fn run(root: &Path, cmd: flags::Deploy) -> Result<()> {
         Duration::from_secs(20 * 60),
         stability,
     )
-    .await?;
+    .await;
+    if let Err(e) = stable {
+        let group = output("LogGroupName")?;
+        let logs = aws_sdk_cloudwatchlogs::Client::new(&s.config);
+        let lines = crate::logs::last_lines(&logs, &group, started_ms, 15).await;
+        if !lines.is_empty() {
+            s.ui.line(format!(
+                "last log lines of the service (log group {group}):"
+            ));
+            for line in lines {
+                s.ui.line(format!("  {line}"));
+            }
+        }
+        return Err(e);
+    }
     phases.push((
         "service stable",
         t.elapsed(),

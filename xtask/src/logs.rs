@@ -27,47 +27,110 @@ pub async fn run(root: &Path, cmd: flags::Logs) -> Result<()> {
             )
         })?;
     let logs = aws_sdk_cloudwatchlogs::Client::new(&s.config);
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis() as i64;
-    let mut start = now_ms - since.as_millis() as i64;
+    let mut start = now_ms() - since.as_millis() as i64;
     let mut seen: HashSet<String> = HashSet::new();
+    let mut told_empty = false;
     loop {
-        let mut token = None;
-        let mut newest = start;
-        loop {
-            let out = logs
-                .filter_log_events()
-                .log_group_name(&group)
-                .start_time(start)
-                .set_next_token(token)
-                .send()
-                .await
-                .map_err(aws_error)
-                .with_context(|| format!("cannot read log group {group}"))?;
-            let mut events: Vec<_> = out.events().to_vec();
-            events.sort_by_key(|e| e.timestamp().unwrap_or_default());
-            for e in events {
-                let id = e.event_id().unwrap_or_default().to_owned();
-                if !seen.insert(id) {
-                    continue;
+        let lines = match read(&logs, &group, start, &mut seen).await {
+            // fakecloud creates the group only when a task stops and hands over its output.
+            Err(Missing) if s.local => {
+                if !told_empty {
+                    eprintln!(
+                        "log group {group} has no events yet (fakecloud forwards a task's output when it stops)"
+                    );
+                    told_empty = true;
                 }
-                newest = newest.max(e.timestamp().unwrap_or_default());
-                println!("{}", e.message().unwrap_or_default().trim_end());
+                vec![]
             }
-            token = out.next_token().map(str::to_owned);
-            if token.is_none() {
-                break;
-            }
+            Err(Missing) => bail!(
+                "log group {group} does not exist although stack {} created it: deploy again to restore it",
+                s.env.stack_name(StackKind::Ecs)
+            ),
+            Ok(lines) => lines,
+            Err(Failed(e)) => return Err(e),
+        };
+        for (at, line) in &lines {
+            start = start.max(*at - 1000);
+            println!("{line}");
         }
         if !cmd.follow {
             return Ok(());
         }
-        // Overlap by a second: late events with an earlier timestamp are caught, `seen` drops repeats.
-        start = newest - 1000;
+        // `start` trails the newest event by a second: late events with an earlier timestamp are
+        // caught, and `seen` drops the repeats.
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
+}
+
+/// The last `n` lines the service logged since `since_ms` (best effort: none when they cannot be read).
+pub async fn last_lines(
+    logs: &aws_sdk_cloudwatchlogs::Client,
+    group: &str,
+    since_ms: i64,
+    n: usize,
+) -> Vec<String> {
+    let mut lines: Vec<String> = read(logs, group, since_ms, &mut HashSet::new())
+        .await
+        .map(|l| l.into_iter().map(|(_, line)| line).collect())
+        .unwrap_or_default();
+    lines.drain(..lines.len().saturating_sub(n));
+    lines
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as i64
+}
+
+enum ReadError {
+    Missing,
+    Failed(anyhow::Error),
+}
+use ReadError::{Failed, Missing};
+
+/// Every event of `group` from `start_ms` on, oldest first, as (timestamp, line); events whose id
+/// is in `seen` are skipped and new ids are added to it.
+async fn read(
+    logs: &aws_sdk_cloudwatchlogs::Client,
+    group: &str,
+    start_ms: i64,
+    seen: &mut HashSet<String>,
+) -> Result<Vec<(i64, String)>, ReadError> {
+    let mut token = None;
+    let mut lines = Vec::new();
+    loop {
+        let out = logs
+            .filter_log_events()
+            .log_group_name(group)
+            .start_time(start_ms)
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(|e| {
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found_exception())
+                {
+                    Missing
+                } else {
+                    Failed(aws_error(e).context(format!("cannot read log group {group}")))
+                }
+            })?;
+        for e in out.events() {
+            if seen.insert(e.event_id().unwrap_or_default().to_owned()) {
+                let line = e.message().unwrap_or_default().trim_end().to_owned();
+                lines.push((e.timestamp().unwrap_or_default(), line));
+            }
+        }
+        token = out.next_token().map(str::to_owned);
+        if token.is_none() {
+            break;
+        }
+    }
+    // Stable: events of one timestamp keep the order CloudWatch gave them.
+    lines.sort_by_key(|(at, _)| *at);
+    Ok(lines)
 }
 
 /// `30s`, `10m`, `2h`, `1d`.
@@ -92,6 +155,66 @@ pub fn parse_since(text: &str) -> Result<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mock::mock_sdk;
+    use aws_sdk_cloudwatchlogs::operation::filter_log_events::{
+        FilterLogEventsError, FilterLogEventsOutput,
+    };
+    use aws_sdk_cloudwatchlogs::types::FilteredLogEvent;
+    use aws_sdk_cloudwatchlogs::Client;
+    use aws_smithy_mocks::mock;
+
+    fn page(events: &[(&str, i64, &str)], next: Option<&str>) -> FilterLogEventsOutput {
+        FilterLogEventsOutput::builder()
+            .set_events(Some(
+                events
+                    .iter()
+                    .map(|(id, at, msg)| {
+                        FilteredLogEvent::builder()
+                            .event_id(*id)
+                            .timestamp(*at)
+                            .message(format!("{msg}\n"))
+                            .build()
+                    })
+                    .collect(),
+            ))
+            .set_next_token(next.map(str::to_owned))
+            .build()
+    }
+
+    #[tokio::test]
+    async fn last_lines_reads_every_page_and_keeps_the_newest() {
+        let pages = mock!(Client::filter_log_events)
+            .sequence()
+            .output(|| page(&[("b", 20, "second"), ("a", 10, "first")], Some("t1")))
+            .output(|| {
+                page(
+                    &[("c", 30, "third"), ("d", 40, "panicked at main.rs")],
+                    None,
+                )
+            })
+            .build();
+        let logs = mock_sdk!(aws_sdk_cloudwatchlogs, [&pages]);
+        let lines = last_lines(&logs, "/ecs/demo-dev", 0, 3).await;
+        assert_eq!(lines, ["second", "third", "panicked at main.rs"]);
+        assert_eq!(pages.num_calls(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_missing_group_is_told_apart_from_other_failures() {
+        let missing = mock!(Client::filter_log_events).then_error(|| {
+            FilterLogEventsError::ResourceNotFoundException(
+                aws_sdk_cloudwatchlogs::types::error::ResourceNotFoundException::builder()
+                    .message("The specified log group does not exist")
+                    .build(),
+            )
+        });
+        let logs = mock_sdk!(aws_sdk_cloudwatchlogs, [&missing]);
+        assert!(matches!(
+            read(&logs, "g", 0, &mut HashSet::new()).await,
+            Err(Missing)
+        ));
+        assert!(last_lines(&logs, "g", 0, 5).await.is_empty());
+    }
 
     #[test]
     fn since_takes_common_units() {

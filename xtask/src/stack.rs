@@ -97,7 +97,7 @@ pub fn plan(stack: &str, status: Option<&str>) -> Plan {
 /// Where a stack operation stands.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Progress {
-    InProgress,
+    Running,
     Succeeded,
     Failed,
 }
@@ -107,7 +107,7 @@ pub fn progress(status: &str) -> Progress {
         "CREATE_COMPLETE" | "UPDATE_COMPLETE" | "IMPORT_COMPLETE" | "DELETE_COMPLETE" => {
             Progress::Succeeded
         }
-        s if s.ends_with("_IN_PROGRESS") => Progress::InProgress,
+        s if s.ends_with("_IN_PROGRESS") => Progress::Running,
         _ => Progress::Failed,
     }
 }
@@ -258,7 +258,7 @@ pub async fn deploy(
             .map(|s| s.as_str())
             .unwrap_or("UNKNOWN");
         match progress(status) {
-            Progress::InProgress => spinner.set(status.to_owned()),
+            Progress::Running => spinner.set(status.to_owned()),
             Progress::Succeeded => {
                 let outcome = if kind == ChangeSetType::Create {
                     Outcome::Created

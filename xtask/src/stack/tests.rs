@@ -60,7 +60,7 @@ fn progress_classifies_terminal_states() {
     assert_eq!(progress("CREATE_COMPLETE"), Progress::Succeeded);
     assert_eq!(
         progress("UPDATE_COMPLETE_CLEANUP_IN_PROGRESS"),
-        Progress::InProgress
+        Progress::Running
     );
     assert_eq!(progress("ROLLBACK_COMPLETE"), Progress::Failed);
     assert_eq!(progress("UPDATE_ROLLBACK_COMPLETE"), Progress::Failed);
@@ -183,7 +183,13 @@ mod with_mocked_cloudformation {
 
     /// Deploy with instant polling, approving every change set.
     async fn run(cfn: &Client, stack: &Stack) -> Result<Deployed> {
-        deploy(cfn, stack, &settings(&|_, _| true), &Ui::new().spinner("test")).await
+        deploy(
+            cfn,
+            stack,
+            &settings(&|_, _| true),
+            &Ui::new().spinner("test"),
+        )
+        .await
     }
 
     #[tokio::test]
@@ -509,7 +515,7 @@ mod with_mocked_cloudformation {
         };
         let err = deploy(&cfn, &stack(), &settings(&refuse), &spinner)
             .await
-        .unwrap_err();
+            .unwrap_err();
         assert!(
             err.to_string().contains("cancelled: nothing was changed"),
             "{err}"
