@@ -157,6 +157,15 @@ fn diff_status_destroy_and_recovery_from_a_failed_create() {
         "the images were not kept"
     );
 
+    // Deploying again meets the kept repository: AWS would import it; fakecloud cannot, so the
+    // deploy stops before changing anything and says how to go on.
+    let (out, text) = run(&["deploy"]);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("cannot import it") && text.contains("--delete-images"),
+        "{text}"
+    );
+
     // Clean up for the next run.
     let (out, _) = run(&["destroy", "--yes", "--delete-images"]);
     assert!(out.status.success());

@@ -10,7 +10,7 @@ use crate::flags;
 use crate::project::{Environment, StackKind};
 use crate::registry::human_bytes;
 use crate::session::Session;
-use crate::stack::{self, ChangeRow, Deployed, Outcome, Stack};
+use crate::stack::{self, ChangeRow, Deployed, Import, Outcome, Stack};
 use crate::ui::{format_duration, Ui};
 use crate::{fakecloud, push_image, service};
 
@@ -63,7 +63,7 @@ pub async fn run(root: &Path, cmd: flags::Deploy) -> Result<()> {
         wait_if_busy: !cmd.no_wait,
         approve: &approve,
     };
-    refuse_orphaned_repository(&s).await?;
+    adopt_kept_repository(&s, &settings).await?;
     let t = Instant::now();
     let (vpc, ecr) = tokio::try_join!(
         deploy_stack(&s, StackKind::Vpc, &[], &settings),
@@ -186,21 +186,22 @@ async fn deploy_stack(
 ) -> Result<Deployed> {
     let stack = s.stack(kind, extra)?;
     let spinner = s.ui.spinner(format!("stack {}", stack.name));
-    match stack::deploy(&s.clients.cfn, &stack, settings, &spinner).await {
-        Ok(deployed) => {
-            spinner.done(describe(&deployed));
-            Ok(deployed)
-        }
-        Err(e) => {
-            spinner.failed("failed");
-            Err(e)
-        }
+    let deployed = stack::deploy(&s.clients.cfn, &stack, settings, &spinner).await;
+    spinner.finish(deployed, |d| describe(d).into(), "failed")
+}
+
+/// The repository, as the ecr stack declares it, for an import.
+pub fn repository_import(repository: String) -> Import {
+    Import {
+        logical_id: "Repository".into(),
+        resource_type: "AWS::ECR::Repository".into(),
+        identifier: ("RepositoryName".into(), repository),
     }
 }
 
-/// A repository kept by `destroy` blocks creating the ecr stack again (its name is taken). Say so
-/// before touching anything, with both ways out.
-async fn refuse_orphaned_repository(s: &Session) -> Result<()> {
+/// A repository kept by `destroy` would block creating the ecr stack again (its name is taken):
+/// import it, images and all, into the new stack. fakecloud has no IMPORT: there, say how to go on.
+async fn adopt_kept_repository(s: &Session, settings: &stack::Settings<'_>) -> Result<()> {
     let stack_name = s.env.stack_name(StackKind::Ecr);
     if stack::describe(&s.clients.cfn, &stack_name)
         .await?
@@ -217,15 +218,31 @@ async fn refuse_orphaned_repository(s: &Session) -> Result<()> {
         .send()
         .await
         .is_ok();
-    if exists {
+    if !exists {
+        return Ok(());
+    }
+    if s.local {
         anyhow::bail!(
             "ECR repository {repository} already exists outside stack {stack_name} (an earlier destroy kept it and its \
-             images): delete it with `cargo xtask destroy{} --delete-images`, or import it into the stack with a \
-             CloudFormation IMPORT change set (Repository = {repository}) and deploy again",
+             images), and fakecloud cannot import it into the stack: delete it with \
+             `cargo xtask destroy{} --delete-images` and deploy again",
             s.flag_suffix()
         );
     }
-    Ok(())
+    let spinner = s.ui.spinner(format!("stack {stack_name}"));
+    spinner.note(format!(
+        "  ecr  repository {repository} was kept by an earlier destroy: importing it, with its images, into stack {stack_name}"
+    ));
+    let stack = s.stack(StackKind::Ecr, &[])?;
+    let imported = stack::import(
+        &s.clients.cfn,
+        &stack,
+        &[repository_import(repository)],
+        settings,
+        &spinner,
+    )
+    .await;
+    spinner.finish(imported, |_| "imported".into(), "import failed")
 }
 
 fn describe(d: &Deployed) -> &'static str {
@@ -265,5 +282,23 @@ async fn wait_for_local_url(s: &Session, lb_arn: &str) -> Result<String> {
             anyhow::bail!("the deployed app did not answer through the local load balancer within 90 s: {last}");
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_kept_repository_can_be_imported_into_the_ecr_template() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/ecr.yaml");
+        let template = std::fs::read_to_string(path).unwrap();
+        let import = repository_import("demo-dev".into());
+        let cut = stack::import_template(&template, std::slice::from_ref(&import)).unwrap();
+        let doc: serde_yaml::Value = serde_yaml::from_str(&cut).unwrap();
+        assert_eq!(
+            doc["Resources"][import.logical_id.as_str()]["Type"].as_str(),
+            Some(import.resource_type.as_str())
+        );
     }
 }

@@ -80,25 +80,18 @@ pub async fn run(root: &Path, cmd: flags::Destroy) -> Result<()> {
 async fn delete(s: &Session, kind: StackKind) -> Result<()> {
     let name = s.env.stack_name(kind);
     let spinner = s.ui.spinner(format!("delete {name}"));
-    match stack::destroy(
+    let deleted = stack::destroy(
         &s.clients.cfn,
         &name,
         s.poll.max(Duration::from_millis(200)),
         &spinner,
     )
-    .await
-    {
-        Ok(true) => {
-            spinner.done("deleted");
-            Ok(())
-        }
-        Ok(false) => {
-            spinner.done("not deployed");
-            Ok(())
-        }
-        Err(e) => {
-            spinner.failed("failed");
-            Err(e)
-        }
-    }
+    .await;
+    spinner
+        .finish(
+            deleted,
+            |&d| if d { "deleted" } else { "not deployed" }.into(),
+            "failed",
+        )
+        .map(drop)
 }

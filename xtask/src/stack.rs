@@ -7,7 +7,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context, Result};
 use aws_sdk_cloudformation::error::ProvideErrorMetadata;
 use aws_sdk_cloudformation::types::{
-    Capability, Change, ChangeSetStatus, ChangeSetType, Parameter, StackEvent, Tag,
+    Capability, Change, ChangeSetStatus, ChangeSetType, Parameter, ResourceToImport, StackEvent,
+    Tag,
 };
 use aws_sdk_cloudformation::Client;
 
@@ -62,6 +63,15 @@ pub struct ChangeRow {
     pub resource_type: String,
     pub action: String,
     pub replacement: bool,
+}
+
+/// An existing resource to bring under a new stack (a CloudFormation IMPORT).
+#[derive(Debug, Clone)]
+pub struct Import {
+    pub logical_id: String,
+    pub resource_type: String,
+    /// The resource's identifier property and value, e.g. `RepositoryName` = `demo-dev`.
+    pub identifier: (String, String),
 }
 
 /// What to do with a stack, given its current status (`None`: it does not exist).
@@ -145,9 +155,7 @@ pub async fn deploy(
     spinner: &Spinner,
 ) -> Result<Deployed> {
     let Settings {
-        poll,
-        wait_if_busy,
-        approve,
+        poll, wait_if_busy, ..
     } = *settings;
     if stack.template.len() > MAX_INLINE_TEMPLATE {
         bail!(
@@ -200,7 +208,7 @@ pub async fn deploy(
     };
 
     spinner.set("creating change set");
-    let change_set = ChangeSet::create(cfn, stack, kind.clone()).await?;
+    let change_set = ChangeSet::create(cfn, stack, kind.clone(), &[]).await?;
     let changes = match change_set.wait_ready(poll).await {
         Ok(Ready::Empty) => {
             change_set.delete().await;
@@ -215,6 +223,88 @@ pub async fn deploy(
             return Err(e);
         }
     };
+    let settled = run_change_set(cfn, stack, &change_set, &changes, settings, spinner).await?;
+    Ok(Deployed {
+        outcome: if kind == ChangeSetType::Create {
+            Outcome::Created
+        } else {
+            Outcome::Updated
+        },
+        outputs: outputs(&settled),
+    })
+}
+
+/// Bring existing resources under `stack`, which must not exist yet: an IMPORT change set with the
+/// template cut down to those resources (CloudFormation allows nothing else in an import, outputs
+/// included). A normal `deploy` afterwards adds the rest.
+pub async fn import(
+    cfn: &Client,
+    stack: &Stack,
+    resources: &[Import],
+    settings: &Settings<'_>,
+    spinner: &Spinner,
+) -> Result<()> {
+    let shell = Stack {
+        template: import_template(&stack.template, resources)
+            .with_context(|| format!("cannot prepare the import into stack {}", stack.name))?,
+        ..stack.clone()
+    };
+    spinner.set("creating import change set");
+    let change_set = ChangeSet::create(cfn, &shell, ChangeSetType::Import, resources).await?;
+    let changes = match change_set.wait_ready(settings.poll).await {
+        Ok(Ready::Changes(changes)) => changes,
+        Ok(Ready::Empty) => vec![],
+        Err(e) => {
+            change_set.delete().await;
+            // The failed import leaves an empty REVIEW_IN_PROGRESS stack behind.
+            let _ = cfn.delete_stack().stack_name(&stack.name).send().await;
+            return Err(e);
+        }
+    };
+    run_change_set(cfn, &shell, &change_set, &changes, settings, spinner).await?;
+    Ok(())
+}
+
+/// `template` with only the `resources` to import and without outputs.
+pub fn import_template(template: &str, resources: &[Import]) -> Result<String> {
+    let mut doc: serde_yaml::Mapping = serde_yaml::from_str(template).context("not YAML")?;
+    doc.remove("Outputs");
+    let all = doc
+        .get_mut("Resources")
+        .and_then(|r| r.as_mapping_mut())
+        .context("the template has no Resources")?;
+    all.retain(|id, _| {
+        resources
+            .iter()
+            .any(|r| id.as_str() == Some(r.logical_id.as_str()))
+    });
+    for r in resources {
+        let retained = all
+            .get(r.logical_id.as_str())
+            .with_context(|| format!("the template has no resource {}", r.logical_id))?
+            .get("DeletionPolicy")
+            .and_then(|p| p.as_str())
+            .is_some_and(|p| p == "Retain" || p == "RetainExceptOnCreate");
+        if !retained {
+            bail!(
+                "resource {} needs `DeletionPolicy: Retain` to be imported",
+                r.logical_id
+            );
+        }
+    }
+    serde_yaml::to_string(&doc).context("cannot write the import template")
+}
+
+/// Show `changes`, ask, execute, and follow the stack's events until it settles; returns the
+/// settled stack.
+async fn run_change_set(
+    cfn: &Client,
+    stack: &Stack,
+    change_set: &ChangeSet<'_>,
+    changes: &[Change],
+    settings: &Settings<'_>,
+    spinner: &Spinner,
+) -> Result<aws_sdk_cloudformation::types::Stack> {
     let rows: Vec<ChangeRow> = changes.iter().filter_map(change_row).collect();
     for row in &rows {
         spinner.note(format!(
@@ -231,7 +321,7 @@ pub async fn deploy(
         ));
     }
 
-    if !approve(stack, &rows) {
+    if !(settings.approve)(stack, &rows) {
         change_set.delete().await;
         bail!(
             "deployment of stack {} cancelled: nothing was changed",
@@ -259,17 +349,7 @@ pub async fn deploy(
             .unwrap_or("UNKNOWN");
         match progress(status) {
             Progress::Running => spinner.set(status.to_owned()),
-            Progress::Succeeded => {
-                let outcome = if kind == ChangeSetType::Create {
-                    Outcome::Created
-                } else {
-                    Outcome::Updated
-                };
-                return Ok(Deployed {
-                    outcome,
-                    outputs: outputs(&current),
-                });
-            }
+            Progress::Succeeded => return Ok(current),
             Progress::Failed => {
                 let reason = events::first_failure(&seen)
                     .or_else(|| current.stack_status_reason().map(str::to_owned))
@@ -281,7 +361,7 @@ pub async fn deploy(
                 );
             }
         }
-        tokio::time::sleep(poll).await;
+        tokio::time::sleep(settings.poll).await;
     }
 }
 
@@ -428,7 +508,7 @@ pub async fn preview(cfn: &Client, stack: &Stack, poll: Duration) -> Result<Vec<
         Plan::Wait => bail!("stack {} is busy ({}): try again when it settles", stack.name, status.unwrap_or_default()),
         Plan::Refuse(why) => bail!(why),
     };
-    let change_set = ChangeSet::create(cfn, stack, kind).await?;
+    let change_set = ChangeSet::create(cfn, stack, kind, &[]).await?;
     let ready = change_set.wait_ready(poll).await;
     change_set.delete().await;
     if current.is_none() {
@@ -491,7 +571,12 @@ struct ChangeSet<'a> {
 }
 
 impl<'a> ChangeSet<'a> {
-    async fn create(cfn: &'a Client, stack: &Stack, kind: ChangeSetType) -> Result<ChangeSet<'a>> {
+    async fn create(
+        cfn: &'a Client,
+        stack: &Stack,
+        kind: ChangeSetType,
+        imports: &[Import],
+    ) -> Result<ChangeSet<'a>> {
         let millis = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
@@ -512,6 +597,16 @@ impl<'a> ChangeSet<'a> {
             .iter()
             .map(|(k, v)| Tag::builder().key(k).value(v).build())
             .collect();
+        let imports = imports
+            .iter()
+            .map(|i| {
+                ResourceToImport::builder()
+                    .logical_resource_id(&i.logical_id)
+                    .resource_type(&i.resource_type)
+                    .resource_identifier(&i.identifier.0, &i.identifier.1)
+                    .build()
+            })
+            .collect::<Vec<_>>();
         cfn.create_change_set()
             .stack_name(&stack.name)
             .change_set_name(&name)
@@ -521,6 +616,7 @@ impl<'a> ChangeSet<'a> {
             .capabilities(Capability::CapabilityIam)
             .capabilities(Capability::CapabilityNamedIam)
             .set_tags(Some(tags))
+            .set_resources_to_import((!imports.is_empty()).then_some(imports))
             .send()
             .await
             .map_err(aws_error)

@@ -109,6 +109,20 @@ impl Spinner {
         self.end('✘', msg.as_ref())
     }
 
+    /// Finish as `result` says: ✔ with `done(value)`, or ✘ with `failed` (the error goes on).
+    pub fn finish<T>(
+        self,
+        result: anyhow::Result<T>,
+        done: impl FnOnce(&T) -> String,
+        failed: &str,
+    ) -> anyhow::Result<T> {
+        match &result {
+            Ok(value) => self.done(done(value)),
+            Err(_) => self.failed(failed),
+        };
+        result
+    }
+
     fn end(self, mark: char, msg: &str) -> Duration {
         let took = self.started.elapsed();
         if let Some(pb) = &self.bar {

@@ -67,6 +67,35 @@ fn progress_classifies_terminal_states() {
     assert_eq!(progress("CREATE_FAILED"), Progress::Failed);
 }
 
+fn import_of(logical_id: &str) -> Import {
+    Import {
+        logical_id: logical_id.into(),
+        resource_type: "AWS::ECR::Repository".into(),
+        identifier: ("RepositoryName".into(), "demo-dev".into()),
+    }
+}
+
+#[test]
+fn an_import_template_keeps_only_the_imported_resources_and_no_outputs() {
+    let template = "Parameters:\n  P: { Type: String }\nResources:\n  Repo:\n    Type: AWS::ECR::Repository\n    DeletionPolicy: Retain\n    Properties: { RepositoryName: !Sub \"${P}-x\" }\n  Other:\n    Type: AWS::SNS::Topic\nOutputs:\n  Name: { Value: !Ref Repo }\n";
+    let cut = import_template(template, &[import_of("Repo")]).unwrap();
+    let doc: serde_yaml::Value = serde_yaml::from_str(&cut).unwrap();
+    assert!(doc.get("Outputs").is_none(), "{cut}");
+    assert!(doc["Parameters"].get("P").is_some(), "{cut}");
+    let resources = doc["Resources"].as_mapping().unwrap();
+    assert_eq!(resources.len(), 1, "{cut}");
+    assert!(cut.contains("!Sub"), "short tags must survive: {cut}");
+}
+
+#[test]
+fn only_retained_resources_can_be_imported() {
+    let template = "Resources:\n  Repo:\n    Type: AWS::ECR::Repository\n";
+    let err = import_template(template, &[import_of("Repo")]).unwrap_err();
+    assert!(err.to_string().contains("DeletionPolicy: Retain"), "{err}");
+    let err = import_template(template, &[import_of("Missing")]).unwrap_err();
+    assert!(err.to_string().contains("no resource Missing"), "{err}");
+}
+
 mod with_mocked_cloudformation {
     use super::super::*;
     use crate::mock::mock_sdk;
@@ -472,6 +501,50 @@ mod with_mocked_cloudformation {
             "{err}"
         );
         assert_eq!((describe.num_calls(), create.num_calls()), (1, 0));
+    }
+
+    #[tokio::test]
+    async fn an_import_runs_an_import_change_set_without_outputs() {
+        let create = mock!(Client::create_change_set)
+            .match_requests(|r| {
+                let resource = &r.resources_to_import()[0];
+                r.change_set_type() == Some(&ChangeSetType::Import)
+                    && resource.logical_resource_id() == Some("Repo")
+                    && resource
+                        .resource_identifier()
+                        .and_then(|id| id.get("RepositoryName"))
+                        .map(String::as_str)
+                        == Some("demo-dev")
+                    && !r.template_body().unwrap_or_default().contains("Outputs")
+            })
+            .then_output(|| CreateChangeSetOutput::builder().build());
+        let ready = ready_rule();
+        let describe = mock!(Client::describe_stacks)
+            .sequence()
+            .output(|| existing("IMPORT_IN_PROGRESS"))
+            .output(|| existing("IMPORT_COMPLETE"))
+            .build();
+        let stack_events = mock!(Client::describe_stack_events).then_output(|| events(vec![]));
+        let execute = execute_ok();
+        let cfn = mock_sdk!(
+            aws_sdk_cloudformation,
+            [&create, &ready, &describe, &stack_events, &execute]
+        );
+        let stack = Stack {
+            template: "Resources:\n  Repo:\n    Type: AWS::ECR::Repository\n    DeletionPolicy: Retain\nOutputs:\n  X: { Value: 1 }\n".into(),
+            ..stack()
+        };
+        import(
+            &cfn,
+            &stack,
+            &[super::import_of("Repo")],
+            &settings(&|_, _| true),
+            &Ui::new().spinner("test"),
+        )
+        .await
+        .unwrap();
+        assert_eq!((create.num_calls(), execute.num_calls()), (1, 1));
+        assert_eq!(describe.num_calls(), 2, "followed until IMPORT_COMPLETE");
     }
 
     #[tokio::test]
