@@ -87,7 +87,11 @@ pub async fn run(root: &Path, cmd: flags::Deploy) -> Result<()> {
     let extra = s
         .ecs_parameters(pushed.pinned_uri(), &image.cpu_architecture)
         .await?;
-    let ecs = deploy_stack(&s, StackKind::Ecs, &extra, &settings).await?;
+    let ecs = match deploy_stack(&s, StackKind::Ecs, &extra, &settings).await {
+        Ok(ecs) => ecs,
+        // On AWS a rollout the circuit breaker stops fails the stack update itself.
+        Err(e) => return Err(explain_failed_rollout(&s, e, started_ms).await),
+    };
     phases.push(("ecs stack", t.elapsed(), describe(&ecs).to_owned()));
 
     let t = Instant::now();
@@ -120,18 +124,7 @@ pub async fn run(root: &Path, cmd: flags::Deploy) -> Result<()> {
     )
     .await;
     if let Err(e) = stable {
-        let group = output("LogGroupName")?;
-        let logs = aws_sdk_cloudwatchlogs::Client::new(&s.config);
-        let lines = crate::logs::last_lines(&logs, &group, started_ms, 15).await;
-        if !lines.is_empty() {
-            s.ui.line(format!(
-                "last log lines of the service (log group {group}):"
-            ));
-            for line in lines {
-                s.ui.line(format!("  {line}"));
-            }
-        }
-        return Err(e);
+        return Err(explain_failed_rollout(&s, e, started_ms).await);
     }
     phases.push((
         "service stable",
@@ -188,6 +181,47 @@ async fn deploy_stack(
     let spinner = s.ui.spinner(format!("stack {}", stack.name));
     let deployed = stack::deploy(&s.clients.cfn, &stack, settings, &spinner).await;
     spinner.finish(deployed, |d| describe(d).into(), "failed")
+}
+
+/// After a failed rollout (CloudFormation's or ours): the service's last log lines since
+/// `since_ms` above the error, and the stopped tasks' reasons in it.
+async fn explain_failed_rollout(s: &Session, error: anyhow::Error, since_ms: i64) -> anyhow::Error {
+    let Ok(outputs) = s.outputs(StackKind::Ecs).await else {
+        return error;
+    };
+    let (Some(cluster), Some(service_name)) =
+        (outputs.get("ClusterName"), outputs.get("ServiceName"))
+    else {
+        return error;
+    };
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&s.config);
+    let group = outputs.get("LogGroupName").map(String::as_str);
+    let found = service::post_mortem(
+        &s.clients.ecs,
+        &logs,
+        cluster,
+        service_name,
+        group,
+        since_ms,
+    )
+    .await;
+    if !found.log_lines.is_empty() {
+        s.ui.line(format!(
+            "last log lines of the service (log group {}):",
+            group.unwrap_or_default()
+        ));
+        for line in &found.log_lines {
+            s.ui.line(format!("  {line}"));
+        }
+    }
+    if found.reasons.is_empty() {
+        error
+    } else {
+        anyhow::anyhow!(service::with_reasons(
+            crate::ui::one_line(&error),
+            &found.reasons
+        ))
+    }
 }
 
 /// The repository, as the ecr stack declares it, for an import.

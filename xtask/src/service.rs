@@ -108,7 +108,36 @@ pub async fn stopped_reasons(
     reasons
 }
 
-fn with_reasons(message: String, reasons: &[String]) -> String {
+/// What a failed rollout left behind.
+#[derive(Debug, Default)]
+pub struct PostMortem {
+    /// Why the recently stopped tasks stopped.
+    pub reasons: Vec<String>,
+    /// The service's last log lines.
+    pub log_lines: Vec<String>,
+}
+
+/// Why the service's tasks stopped and what it logged last (since `since_ms`); best effort.
+pub async fn post_mortem(
+    ecs: &aws_sdk_ecs::Client,
+    logs: &aws_sdk_cloudwatchlogs::Client,
+    cluster: &str,
+    service: &str,
+    log_group: Option<&str>,
+    since_ms: i64,
+) -> PostMortem {
+    let log_lines = match log_group {
+        Some(group) => crate::logs::last_lines(logs, group, since_ms, 15).await,
+        None => vec![],
+    };
+    PostMortem {
+        reasons: stopped_reasons(ecs, cluster, service).await,
+        log_lines,
+    }
+}
+
+/// `message`, followed by what the stopped tasks say when they say anything.
+pub fn with_reasons(message: String, reasons: &[String]) -> String {
     if reasons.is_empty() {
         message
     } else {
@@ -159,25 +188,17 @@ pub async fn wait_stable(
             }
             Assessment::Failed(why) => {
                 spinner.failed("rollout failed");
-                let reasons = stopped_reasons(ecs, cluster, service).await;
-                bail!(with_reasons(
-                    format!("ECS service {service}: {why}"),
-                    &reasons
-                ));
+                bail!("ECS service {service}: {why}");
             }
             Assessment::Waiting(status) => spinner.set(status),
         }
         if started.elapsed() > timeout {
             spinner.failed("not stable");
-            let reasons = stopped_reasons(ecs, cluster, service).await;
-            bail!(with_reasons(
-                format!(
-                    "ECS service {service} did not become stable within {} min: check `cargo xtask status` and \
-                     `cargo xtask logs`",
-                    timeout.as_secs() / 60
-                ),
-                &reasons
-            ));
+            bail!(
+                "ECS service {service} did not become stable within {} min: check `cargo xtask status` and \
+                 `cargo xtask logs`",
+                timeout.as_secs() / 60
+            );
         }
         tokio::time::sleep(poll).await;
     }
@@ -186,7 +207,70 @@ pub async fn wait_stable(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mock::mock_sdk;
     use aws_sdk_ecs::types::Deployment;
+    use aws_smithy_mocks::mock;
+
+    #[tokio::test]
+    async fn a_post_mortem_reads_stopped_tasks_and_the_last_log_lines() {
+        use aws_sdk_cloudwatchlogs::operation::filter_log_events::FilterLogEventsOutput;
+        use aws_sdk_cloudwatchlogs::types::FilteredLogEvent;
+        use aws_sdk_ecs::operation::{
+            describe_tasks::DescribeTasksOutput, list_tasks::ListTasksOutput,
+        };
+        use aws_sdk_ecs::types::{DesiredStatus, Task};
+
+        let list = mock!(aws_sdk_ecs::Client::list_tasks)
+            .match_requests(|r| {
+                r.desired_status() == Some(&DesiredStatus::Stopped)
+                    && r.service_name() == Some("demo-dev")
+            })
+            .then_output(|| {
+                ListTasksOutput::builder()
+                    .task_arns("t1")
+                    .task_arns("t2")
+                    .build()
+            });
+        let stopped = |reason: &str| Task::builder().stopped_reason(reason).build();
+        let tasks = mock!(aws_sdk_ecs::Client::describe_tasks).then_output(move || {
+            DescribeTasksOutput::builder()
+                .tasks(stopped("Essential container in task exited"))
+                .tasks(stopped("Essential container in task exited"))
+                .build()
+        });
+        let events = mock!(aws_sdk_cloudwatchlogs::Client::filter_log_events)
+            .match_requests(|r| {
+                r.log_group_name() == Some("/ecs/demo-dev") && r.start_time() == Some(42)
+            })
+            .then_output(|| {
+                FilterLogEventsOutput::builder()
+                    .events(
+                        FilteredLogEvent::builder()
+                            .event_id("1")
+                            .timestamp(50)
+                            .message("thread 'main' panicked: DATABASE_URL is not set")
+                            .build(),
+                    )
+                    .build()
+            });
+        let ecs = mock_sdk!(aws_sdk_ecs, [&list, &tasks]);
+        let logs = mock_sdk!(aws_sdk_cloudwatchlogs, [&events]);
+
+        let found = post_mortem(
+            &ecs,
+            &logs,
+            "demo-dev",
+            "demo-dev",
+            Some("/ecs/demo-dev"),
+            42,
+        )
+        .await;
+        assert_eq!(found.reasons, ["Essential container in task exited"]);
+        assert_eq!(
+            found.log_lines,
+            ["thread 'main' panicked: DATABASE_URL is not set"]
+        );
+    }
 
     fn service(running: i32, desired: i32, deployments: Vec<Deployment>) -> Service {
         Service::builder()
