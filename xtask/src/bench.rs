@@ -182,10 +182,16 @@ pub async fn run(root: &Path, cmd: flags::Bench) -> Result<()> {
         }
         let (ar, nr) = (median_f(&mut app_rps), median_f(&mut ngx_rps));
         let (ap, np) = (median_f(&mut app_p99), median_f(&mut ngx_p99));
+        // p99 is the noisiest number here: show the range over the runs beside the median.
+        let range = |v: &[f64]| format!("{:.2}-{:.2}", v[0], v[v.len() - 1]);
         rows.push([
             format!("throughput {path}"),
-            format!("{ar:.0} req/s, p99 {ap:.2} ms"),
-            format!("nginx {nr:.0} req/s, p99 {np:.2} ms: {:.2}x", ar / nr),
+            format!("{ar:.0} req/s, p99 {ap:.2} ms (runs {})", range(&app_p99)),
+            format!(
+                "nginx {nr:.0} req/s, p99 {np:.2} ms (runs {}): {:.2}x",
+                range(&ngx_p99),
+                ar / nr
+            ),
             goal(ar >= nr && ap <= np, ">= 1.0x, p99 <= nginx"),
         ]);
         if path == "/" {
@@ -237,6 +243,7 @@ fn median(v: &mut [Duration]) -> Duration {
     v[v.len() / 2]
 }
 
+/// The median; leaves `v` sorted.
 fn median_f(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
