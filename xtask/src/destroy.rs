@@ -21,7 +21,7 @@ pub async fn run(root: &Path, cmd: flags::Destroy) -> Result<()> {
         .collect();
     if !cmd.yes {
         let what = format!(
-            "Delete stacks {} of environment {:?}{}?",
+            "Delete stacks {} of environment {:?} (the service's CloudWatch logs go with the ecs stack){}?",
             names.join(", "),
             s.env.name,
             if cmd.delete_images {
