@@ -16,6 +16,7 @@ use crate::image::Image;
 use crate::ui::Ui;
 
 /// What the task definition will ask of the image.
+#[derive(Debug)]
 pub struct Expectations {
     pub container_port: u16,
     /// `X86_64` / `ARM64`, when the environment pins one; otherwise the image's own is used.
@@ -24,6 +25,35 @@ pub struct Expectations {
     pub health_timeout: Duration,
     /// How long the app may take to start answering.
     pub startup_timeout: Duration,
+}
+
+/// A pre-flight that passed, remembered under `target/xtask/preflight/`: the image's tag is a
+/// hash of its content, so the same tag with the same expectations passes again.
+pub struct Passed {
+    marker: std::path::PathBuf,
+}
+
+impl Passed {
+    pub fn new(root: &std::path::Path, image: &Image, expect: &Expectations) -> Passed {
+        use sha2::{Digest, Sha256};
+        let key = Sha256::digest(format!("{}\n{expect:?}", image.local_ref));
+        let hex: String = key[..12].iter().map(|b| format!("{b:02x}")).collect();
+        Passed {
+            marker: root.join("target/xtask/preflight").join(hex),
+        }
+    }
+
+    pub fn before(&self) -> bool {
+        self.marker.is_file()
+    }
+
+    /// Best effort: without the marker the next deploy just runs the pre-flight again.
+    pub fn remember(&self) {
+        if let Some(dir) = self.marker.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let _ = std::fs::write(&self.marker, "");
+    }
 }
 
 /// Runs the checks; returns the time from container start to the first 200 on the health route.
@@ -204,5 +234,31 @@ mod tests {
             err.contains("built for X86_64") && err.contains("CpuArchitecture is ARM64"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_passed_pre_flight_is_remembered_per_image_and_expectations() {
+        let root =
+            std::env::temp_dir().join(format!("xtask-preflight-test-{}", std::process::id()));
+        let expect = |arch: Option<&str>| Expectations {
+            container_port: 8080,
+            cpu_architecture: arch.map(str::to_owned),
+            health_timeout: Duration::from_secs(2),
+            startup_timeout: Duration::from_secs(15),
+        };
+        let passed = Passed::new(&root, &image("X86_64"), &expect(None));
+        assert!(!passed.before());
+        passed.remember();
+        assert!(Passed::new(&root, &image("X86_64"), &expect(None)).before());
+        assert!(
+            !Passed::new(&root, &image("X86_64"), &expect(Some("ARM64"))).before(),
+            "other expectations must run the checks again"
+        );
+        let other = Image {
+            local_ref: "x:2".into(),
+            ..image("X86_64")
+        };
+        assert!(!Passed::new(&root, &other, &expect(None)).before());
+        let _ = std::fs::remove_dir_all(&root);
     }
 }

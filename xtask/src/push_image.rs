@@ -39,10 +39,21 @@ pub async fn run(root: &Path, cmd: flags::PushImage) -> Result<()> {
 /// `EXPOSE` in app/Dockerfile (a test in tests/ keeps all three equal).
 pub const CONTAINER_PORT: u16 = 8080;
 
-/// Build the image (if needed) and run the pre-flight checks: everything that needs no AWS.
+/// Build the image (if needed) and run the pre-flight checks, unless this very image passed them
+/// before: everything that needs no AWS.
 pub async fn prepare(root: &Path, docker: &Docker, ui: &Ui, env: &Environment) -> Result<Image> {
     let image = image::ensure(root, docker, ui, &env.prefix()).await?;
-    preflight::check(docker, ui, &image, &expectations(env)).await?;
+    let expect = expectations(env);
+    let passed = preflight::Passed::new(root, &image, &expect);
+    if passed.before() {
+        ui.spinner("pre-flight").done(format!(
+            "passed before for {} (same content, same checks)",
+            image.tag
+        ));
+    } else {
+        preflight::check(docker, ui, &image, &expect).await?;
+        passed.remember();
+    }
     Ok(image)
 }
 
