@@ -38,25 +38,9 @@ pub async fn run(root: &Path, cmd: flags::Deploy) -> Result<()> {
 
     let s = Session::with_env(root, env, &cmd.target, ui).await?;
     let ask = !cmd.yes && !s.local;
+    // Without a terminal there is nobody to ask: the change sets run (the table is printed).
     let approve = |stack: &Stack, rows: &[ChangeRow]| -> bool {
-        if !ask {
-            return true;
-        }
-        let replaced = rows
-            .iter()
-            .filter(|r| r.replacement || r.action == "Remove")
-            .count();
-        let question = format!(
-            "Apply {} change(s) to stack {}{}?",
-            rows.len(),
-            stack.name,
-            if replaced > 0 {
-                format!(" ({replaced} replace or remove a resource)")
-            } else {
-                String::new()
-            }
-        );
-        s.ui.confirm(&question).unwrap_or(true)
+        !ask || s.ui.confirm(&question(stack, rows)).unwrap_or(true)
     };
     let settings = stack::Settings {
         poll: s.poll,
@@ -279,6 +263,24 @@ async fn adopt_kept_repository(s: &Session, settings: &stack::Settings<'_>) -> R
     spinner.finish(imported, |_| "imported".into(), "import failed")
 }
 
+/// The question before a change set runs, calling out what it replaces or removes.
+fn question(stack: &Stack, rows: &[ChangeRow]) -> String {
+    let destructive = rows
+        .iter()
+        .filter(|r| r.replacement || r.action == "Remove")
+        .count();
+    format!(
+        "Apply {} change(s) to stack {}{}?",
+        rows.len(),
+        stack.name,
+        if destructive > 0 {
+            format!(" ({destructive} replace or remove a resource)")
+        } else {
+            String::new()
+        }
+    )
+}
+
 fn describe(d: &Deployed) -> &'static str {
     match d.outcome {
         Outcome::NoChanges => "no changes",
@@ -322,6 +324,38 @@ async fn wait_for_local_url(s: &Session, lb_arn: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_question_counts_replacements_and_removals() {
+        let row = |action: &str, replacement: bool| ChangeRow {
+            logical_id: "X".into(),
+            resource_type: "AWS::X".into(),
+            action: action.into(),
+            replacement,
+        };
+        let stack = Stack {
+            name: "p-dev-ecs".into(),
+            label: "ecs".into(),
+            template: String::new(),
+            parameters: Default::default(),
+            tags: vec![],
+        };
+        assert_eq!(
+            question(&stack, &[row("Add", false)]),
+            "Apply 1 change(s) to stack p-dev-ecs?"
+        );
+        assert_eq!(
+            question(
+                &stack,
+                &[
+                    row("Modify", true),
+                    row("Remove", false),
+                    row("Modify", false)
+                ]
+            ),
+            "Apply 3 change(s) to stack p-dev-ecs (2 replace or remove a resource)?"
+        );
+    }
 
     #[test]
     fn the_kept_repository_can_be_imported_into_the_ecr_template() {
