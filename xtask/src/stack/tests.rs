@@ -1,3 +1,4 @@
+use super::change_set::is_empty_change_set;
 use super::*;
 
 #[test]
@@ -113,7 +114,7 @@ mod with_mocked_cloudformation {
     };
     use aws_sdk_cloudformation::primitives::DateTime;
     use aws_sdk_cloudformation::types::{
-        ChangeAction, Output, ResourceChange, StackEvent, StackStatus,
+        Capability, ChangeAction, ChangeSetStatus, Output, ResourceChange, StackEvent, StackStatus,
     };
     use aws_smithy_mocks::{mock, MockResponse};
 

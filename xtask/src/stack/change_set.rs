@@ -1,0 +1,203 @@
+//! Change sets: create one, wait until CloudFormation has computed it, then execute or delete it.
+//! Every change set made but not yet executed or deleted is registered, so Ctrl-C can clean up.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context, Result};
+use aws_sdk_cloudformation::types::{
+    Capability, Change, ChangeSetStatus, ChangeSetType, Parameter, ResourceToImport, Tag,
+};
+use aws_sdk_cloudformation::Client;
+
+use super::{ChangeRow, Import, Stack};
+use crate::aws::aws_error;
+
+/// True when a FAILED change set only means "nothing to do".
+pub fn is_empty_change_set(reason: &str) -> bool {
+    reason.contains("didn't contain changes") || reason.contains("No updates are to be performed")
+}
+
+/// Change sets created but neither executed nor deleted yet, so an interrupt can clean them up.
+static PENDING: std::sync::Mutex<Vec<(Client, String, String)>> = std::sync::Mutex::new(Vec::new());
+
+/// Delete every change set still pending (on Ctrl-C); returns how many there were.
+pub async fn delete_pending_change_sets() -> usize {
+    let pending: Vec<_> = std::mem::take(&mut *PENDING.lock().unwrap());
+    for (cfn, stack, name) in &pending {
+        let _ = cfn
+            .delete_change_set()
+            .stack_name(stack)
+            .change_set_name(name)
+            .send()
+            .await;
+    }
+    pending.len()
+}
+
+fn forget_pending(stack: &str, name: &str) {
+    PENDING
+        .lock()
+        .unwrap()
+        .retain(|(_, s, n)| !(s == stack && n == name));
+}
+
+pub(super) fn change_row(change: &Change) -> Option<ChangeRow> {
+    let rc = change.resource_change()?;
+    Some(ChangeRow {
+        logical_id: rc.logical_resource_id().unwrap_or("?").to_owned(),
+        resource_type: rc.resource_type().unwrap_or("?").to_owned(),
+        action: rc
+            .action()
+            .map(|a| a.as_str().to_owned())
+            .unwrap_or_default(),
+        replacement: rc.replacement().is_some_and(|r| r.as_str() != "False"),
+    })
+}
+
+pub(super) enum Ready {
+    Empty,
+    Changes(Vec<Change>),
+}
+
+/// A change set we created; deleted again when it is empty or fails.
+pub(super) struct ChangeSet<'a> {
+    cfn: &'a Client,
+    stack: String,
+    name: String,
+}
+
+impl<'a> ChangeSet<'a> {
+    pub(super) async fn create(
+        cfn: &'a Client,
+        stack: &Stack,
+        kind: ChangeSetType,
+        imports: &[Import],
+    ) -> Result<ChangeSet<'a>> {
+        let millis = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis();
+        let name = format!("xtask-{millis}");
+        let parameters = stack
+            .parameters
+            .iter()
+            .map(|(k, v)| {
+                Parameter::builder()
+                    .parameter_key(k)
+                    .parameter_value(v)
+                    .build()
+            })
+            .collect();
+        let tags = stack
+            .tags
+            .iter()
+            .map(|(k, v)| Tag::builder().key(k).value(v).build())
+            .collect();
+        let imports = imports
+            .iter()
+            .map(|i| {
+                ResourceToImport::builder()
+                    .logical_resource_id(&i.logical_id)
+                    .resource_type(&i.resource_type)
+                    .resource_identifier(&i.identifier.0, &i.identifier.1)
+                    .build()
+            })
+            .collect::<Vec<_>>();
+        cfn.create_change_set()
+            .stack_name(&stack.name)
+            .change_set_name(&name)
+            .change_set_type(kind)
+            .template_body(&stack.template)
+            .set_parameters(Some(parameters))
+            .capabilities(Capability::CapabilityIam)
+            .capabilities(Capability::CapabilityNamedIam)
+            .set_tags(Some(tags))
+            .set_resources_to_import((!imports.is_empty()).then_some(imports))
+            .send()
+            .await
+            .map_err(aws_error)
+            .with_context(|| {
+                format!(
+                    "CloudFormation rejected the change set for stack {}",
+                    stack.name
+                )
+            })?;
+        PENDING
+            .lock()
+            .unwrap()
+            .push((cfn.clone(), stack.name.clone(), name.clone()));
+        Ok(ChangeSet {
+            cfn,
+            stack: stack.name.clone(),
+            name,
+        })
+    }
+
+    pub(super) async fn wait_ready(&self, poll: Duration) -> Result<Ready> {
+        // Change sets are usually ready within a second: start fast, then settle at `poll`.
+        let mut delay = Duration::from_millis(100).min(poll);
+        loop {
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(poll);
+            let mut changes = Vec::new();
+            let mut token = None;
+            let (status, reason) = loop {
+                let out = self
+                    .cfn
+                    .describe_change_set()
+                    .stack_name(&self.stack)
+                    .change_set_name(&self.name)
+                    .set_next_token(token)
+                    .send()
+                    .await
+                    .map_err(aws_error)
+                    .with_context(|| {
+                        format!("cannot describe the change set for stack {}", self.stack)
+                    })?;
+                changes.extend(out.changes().iter().cloned());
+                token = out.next_token().map(str::to_owned);
+                if token.is_none() {
+                    break (
+                        out.status().cloned(),
+                        out.status_reason().unwrap_or_default().to_owned(),
+                    );
+                }
+            };
+            match status {
+                Some(ChangeSetStatus::CreateComplete) => return Ok(Ready::Changes(changes)),
+                Some(ChangeSetStatus::Failed) if is_empty_change_set(&reason) => {
+                    return Ok(Ready::Empty)
+                }
+                Some(ChangeSetStatus::Failed) => {
+                    bail!("the change set for stack {} failed: {reason}", self.stack)
+                }
+                _ => {}
+            }
+        }
+    }
+
+    pub(super) async fn execute(&self) -> Result<()> {
+        forget_pending(&self.stack, &self.name);
+        self.cfn
+            .execute_change_set()
+            .stack_name(&self.stack)
+            .change_set_name(&self.name)
+            .send()
+            .await
+            .map_err(aws_error)
+            .with_context(|| format!("deploying stack {} failed", self.stack))?;
+        Ok(())
+    }
+
+    /// Best effort: an undeleted change set is harmless clutter.
+    pub(super) async fn delete(&self) {
+        forget_pending(&self.stack, &self.name);
+        let _ = self
+            .cfn
+            .delete_change_set()
+            .stack_name(&self.stack)
+            .change_set_name(&self.name)
+            .send()
+            .await;
+    }
+}
