@@ -221,10 +221,11 @@ pub fn repository_import(repository: String) -> Import {
 /// import it, images and all, into the new stack. fakecloud has no IMPORT: there, say how to go on.
 async fn adopt_kept_repository(s: &Session, settings: &stack::Settings<'_>) -> Result<()> {
     let stack_name = s.env.stack_name(StackKind::Ecr);
-    if stack::describe(&s.clients.cfn, &stack_name)
+    let status = stack::describe(&s.clients.cfn, &stack_name)
         .await?
-        .is_some()
-    {
+        .and_then(|st| st.stack_status().map(|x| x.as_str().to_owned()));
+    // Only a stack about to be created (none, or an empty shell an interrupted run left) clashes.
+    if stack::plan(&stack_name, status.as_deref()) != stack::Plan::Create {
         return Ok(());
     }
     let repository = s.env.prefix();
