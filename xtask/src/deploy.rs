@@ -71,7 +71,7 @@ pub async fn run(root: &Path, cmd: flags::Deploy) -> Result<()> {
     let extra = s
         .ecs_parameters(pushed.pinned_uri(), &image.cpu_architecture)
         .await?;
-    let ecs = match deploy_stack(&s, StackKind::Ecs, &extra, &settings).await {
+    let ecs = match deploy_ecs_following_the_service(&s, &extra, &settings).await {
         Ok(ecs) => ecs,
         // On AWS a rollout the circuit breaker stops fails the stack update itself.
         Err(e) => return Err(explain_failed_rollout(&s, e, started_ms).await),
@@ -165,6 +165,28 @@ async fn deploy_stack(
     let spinner = s.ui.spinner(format!("stack {}", stack.name));
     let deployed = stack::deploy(&s.clients.cfn, &stack, settings, &spinner).await;
     spinner.finish(deployed, |d| describe(d).into(), "failed")
+}
+
+/// Deploy the ecs stack. When its service exists already, its events are shown meanwhile: on AWS
+/// the rollout happens inside the stack update, and they are what tells a slow rollout from a
+/// stuck one.
+async fn deploy_ecs_following_the_service(
+    s: &Session,
+    extra: &[(&str, String)],
+    settings: &stack::Settings<'_>,
+) -> Result<Deployed> {
+    let deploy = deploy_stack(s, StackKind::Ecs, extra, settings);
+    let previous = s.outputs(StackKind::Ecs).await.unwrap_or_default();
+    let (Some(cluster), Some(service_name)) =
+        (previous.get("ClusterName"), previous.get("ServiceName"))
+    else {
+        return deploy.await;
+    };
+    let follow = service::follow_events(&s.clients.ecs, &s.ui, cluster, service_name, s.poll);
+    tokio::select! {
+        deployed = deploy => deployed,
+        never = follow => match never {},
+    }
 }
 
 /// After a failed rollout (CloudFormation's or ours): the service's last log lines since

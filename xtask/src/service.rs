@@ -145,6 +145,54 @@ pub fn with_reasons(message: String, reasons: &[String]) -> String {
     }
 }
 
+/// The service's events not shown yet, oldest first. The first look only marks where "new" starts.
+#[derive(Debug, Default)]
+pub struct EventFeed {
+    /// The newest event id already seen; `Some("")` when the service had no events at first look.
+    seen: Option<String>,
+}
+
+impl EventFeed {
+    pub fn fresh(&mut self, service: &Service) -> Vec<String> {
+        let events = service.events();
+        let mut fresh: Vec<String> = match &self.seen {
+            None => vec![],
+            Some(seen) => events
+                .iter()
+                .take_while(|e| e.id() != Some(seen.as_str()))
+                .filter_map(|e| e.message().map(str::to_owned))
+                .collect(),
+        };
+        fresh.reverse();
+        if let Some(newest) = events.first().and_then(|e| e.id()) {
+            self.seen = Some(newest.to_owned());
+        } else if self.seen.is_none() {
+            self.seen = Some(String::new());
+        }
+        fresh
+    }
+}
+
+/// Print the service's new events as they come, until dropped (errors are retried quietly:
+/// this only accompanies another wait, which reports failures itself).
+pub async fn follow_events(
+    ecs: &aws_sdk_ecs::Client,
+    ui: &Ui,
+    cluster: &str,
+    service: &str,
+    poll: Duration,
+) -> std::convert::Infallible {
+    let mut feed = EventFeed::default();
+    loop {
+        if let Ok(svc) = describe(ecs, cluster, service).await {
+            for message in feed.fresh(&svc) {
+                ui.line(format!("  svc  {message}"));
+            }
+        }
+        tokio::time::sleep(poll).await;
+    }
+}
+
 /// Poll until the service is stable, printing its new events; gives up after `timeout`.
 pub async fn wait_stable(
     ecs: &aws_sdk_ecs::Client,
@@ -157,25 +205,12 @@ pub async fn wait_stable(
 ) -> Result<()> {
     let spinner = ui.spinner("service");
     let started = Instant::now();
-    let mut seen_events: Option<String> = None;
+    let mut feed = EventFeed::default();
     loop {
         let described = describe(ecs, cluster, service).await?;
         let svc = &described;
-        // Service events are newest first; show the ones we have not shown, oldest first.
-        let fresh: Vec<_> = svc
-            .events()
-            .iter()
-            .take_while(|e| seen_events.is_none() || e.id() != seen_events.as_deref())
-            .collect();
-        if seen_events.is_some() {
-            for e in fresh.iter().rev() {
-                spinner.note(format!("  svc  {}", e.message().unwrap_or_default()));
-            }
-        }
-        if let Some(newest) = svc.events().first().and_then(|e| e.id()) {
-            seen_events = Some(newest.to_owned());
-        } else if seen_events.is_none() {
-            seen_events = Some(String::new());
+        for message in feed.fresh(svc) {
+            spinner.note(format!("  svc  {message}"));
         }
         match assess(svc, mode) {
             Assessment::Stable => {
@@ -290,6 +325,40 @@ mod tests {
             .rollout_state(state)
             .rollout_state_reason("tasks failed to start")
             .build()
+    }
+
+    #[test]
+    fn the_event_feed_shows_only_new_events_oldest_first() {
+        use aws_sdk_ecs::types::ServiceEvent;
+        // ECS lists events newest first.
+        let with_events = |ids: &[&str]| {
+            Service::builder()
+                .set_events(Some(
+                    ids.iter()
+                        .map(|id| {
+                            ServiceEvent::builder()
+                                .id(*id)
+                                .message(format!("event {id}"))
+                                .build()
+                        })
+                        .collect(),
+                ))
+                .build()
+        };
+        let mut feed = EventFeed::default();
+        assert!(
+            feed.fresh(&with_events(&["2", "1"])).is_empty(),
+            "old events are history"
+        );
+        assert_eq!(
+            feed.fresh(&with_events(&["4", "3", "2", "1"])),
+            ["event 3", "event 4"]
+        );
+        assert!(feed.fresh(&with_events(&["4", "3", "2", "1"])).is_empty());
+
+        let mut quiet = EventFeed::default();
+        assert!(quiet.fresh(&with_events(&[])).is_empty());
+        assert_eq!(quiet.fresh(&with_events(&["1"])), ["event 1"]);
     }
 
     #[test]
