@@ -157,6 +157,17 @@ fn diff_status_destroy_and_recovery_from_a_failed_create() {
         "the images were not kept"
     );
 
+    // ...and no task of the environment is left running in Docker.
+    let running = std::process::Command::new("docker")
+        .args(["ps", "--format", "{{.Image}}"])
+        .output()
+        .expect("docker ps");
+    let running = String::from_utf8_lossy(&running.stdout);
+    assert!(
+        !running.contains(&format!("/{prefix}")),
+        "destroy left containers running: {running}"
+    );
+
     // Deploying again meets the kept repository: AWS would import it; fakecloud cannot, so the
     // deploy stops before changing anything and says how to go on.
     let (out, text) = run(&["deploy"]);

@@ -43,6 +43,9 @@ pub async fn run(root: &Path, cmd: flags::Destroy) -> Result<()> {
         .remove("RepositoryName")
         .unwrap_or_else(|| s.env.prefix());
 
+    if s.local {
+        stop_local_tasks(&s).await?;
+    }
     delete(&s, StackKind::Ecs).await?;
     tokio::try_join!(delete(&s, StackKind::Ecr), delete(&s, StackKind::Vpc))?;
 
@@ -75,6 +78,25 @@ pub async fn run(root: &Path, cmd: flags::Destroy) -> Result<()> {
         ),
     }
     Ok(())
+}
+
+/// fakecloud deletes a service but leaves its task containers running: stop them first.
+async fn stop_local_tasks(s: &Session) -> Result<()> {
+    let outputs = s.outputs(StackKind::Ecs).await?;
+    let (Some(cluster), Some(service)) = (outputs.get("ClusterName"), outputs.get("ServiceName"))
+    else {
+        return Ok(());
+    };
+    let spinner = s.ui.spinner("local tasks");
+    spinner.set(format!("stopping the tasks of {service}"));
+    let stopped = crate::fakecloud::stop_service_tasks(&s.clients.ecs, cluster, service).await;
+    spinner
+        .finish(
+            stopped,
+            |_| format!("stopped the tasks of {service}"),
+            "failed",
+        )
+        .map(drop)
 }
 
 async fn delete(s: &Session, kind: StackKind) -> Result<()> {

@@ -122,41 +122,50 @@ pub async fn replace_service_tasks(
     service: &str,
 ) -> Result<()> {
     let spinner = ui.spinner("local rollout");
+    spinner.set("stopping the old tasks (fakecloud does not roll a service's tasks itself)");
+    let desired = stop_service_tasks(ecs, cluster, service).await?;
+    scale(ecs, cluster, service, desired)
+        .await
+        .context("cannot scale the local service up")?;
+    spinner.done(format!("replaced the tasks of {service}"));
+    Ok(())
+}
+
+/// Scale the service to 0 and wait until its tasks have stopped; returns its desired count before.
+/// Needed before deleting a service too: fakecloud deletes it but leaves its containers running.
+pub async fn stop_service_tasks(
+    ecs: &aws_sdk_ecs::Client,
+    cluster: &str,
+    service: &str,
+) -> Result<i32> {
     let desired = crate::service::describe(ecs, cluster, service)
         .await?
         .desired_count();
-    let scale = |count: i32| {
-        ecs.update_service()
-            .cluster(cluster)
-            .service(service)
-            .desired_count(count)
-            .send()
-    };
-    spinner.set("stopping the old tasks (fakecloud does not roll a service's tasks itself)");
-    scale(0)
+    scale(ecs, cluster, service, 0)
         .await
-        .map_err(crate::aws::aws_error)
         .context("cannot scale the local service down")?;
     let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if crate::service::describe(ecs, cluster, service)
-            .await?
-            .running_count()
-            == 0
-        {
-            break;
-        }
+    while crate::service::describe(ecs, cluster, service)
+        .await?
+        .running_count()
+        > 0
+    {
         if Instant::now() > deadline {
-            spinner.failed("old tasks still running");
-            bail!("fakecloud did not stop the old tasks of {service} within 60 s: see target/fakecloud.log");
+            bail!("fakecloud did not stop the tasks of {service} within 60 s: see target/fakecloud.log");
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    scale(desired)
+    Ok(desired)
+}
+
+async fn scale(ecs: &aws_sdk_ecs::Client, cluster: &str, service: &str, count: i32) -> Result<()> {
+    ecs.update_service()
+        .cluster(cluster)
+        .service(service)
+        .desired_count(count)
+        .send()
         .await
-        .map_err(crate::aws::aws_error)
-        .context("cannot scale the local service up")?;
-    spinner.done(format!("replaced the tasks of {service}"));
+        .map_err(crate::aws::aws_error)?;
     Ok(())
 }
 
