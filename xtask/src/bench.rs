@@ -151,11 +151,12 @@ pub async fn run(root: &Path, cmd: flags::Bench) -> Result<()> {
     }
 
     // Throughput, latency and memory: the app vs nginx serving the same body.
-    let workers = std::thread::available_parallelism()
+    let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
+    let place = Placement::for_cores(cores);
     let body = {
-        let mut app = Server::app(&app_bin, 18080)?;
+        let mut app = Server::app(&app_bin, 18080, &place)?;
         let (_, page) = crate::fakecloud::http_get_at(([127, 0, 0, 1], 18080).into(), "/")?;
         app.stop();
         page
@@ -165,12 +166,12 @@ pub async fn run(root: &Path, cmd: flags::Bench) -> Result<()> {
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let (mut app_rss, mut ngx_rss) = (0, 0);
         for i in 0..=runs {
-            let mut app = Server::app(&app_bin, 18080)?;
-            let a = wrk(18080, path, workers)?;
+            let mut app = Server::app(&app_bin, 18080, &place)?;
+            let a = wrk(18080, path, &place)?;
             app_rss = app.rss_kb();
             app.stop();
-            let mut nginx = Server::nginx(&body, 18081, workers)?;
-            let n = wrk(18081, path, workers)?;
+            let mut nginx = Server::nginx(&body, 18081, &place)?;
+            let n = wrk(18081, path, &place)?;
             ngx_rss = nginx.rss_kb();
             nginx.stop();
             if i > 0 {
@@ -204,7 +205,10 @@ pub async fn run(root: &Path, cmd: flags::Bench) -> Result<()> {
         }
     }
 
-    println!("\ncores: {workers}, runs per row: {runs} (after 1 warm-up), medians\n");
+    println!(
+        "\ncores: {cores} ({}), runs per row: {runs} (after 1 warm-up), medians\n",
+        place.describe()
+    );
     println!("| row | ours | baseline (same run) | goal |\n|---|---|---|---|");
     for r in rows {
         println!("| {} | {} | {} | {} |", r[0], r[1], r[2], r[3]);
@@ -249,13 +253,14 @@ fn median_f(v: &mut [f64]) -> f64 {
     v[v.len() / 2]
 }
 
-/// (requests per second, p99 latency in ms) from `wrk --latency`.
-fn wrk(port: u16, path: &str, threads: usize) -> Result<(f64, f64)> {
-    let out = Command::new("wrk")
+/// (requests per second, p99 latency in ms) from `wrk --latency`: one thread on the load core.
+fn wrk(port: u16, path: &str, place: &Placement) -> Result<(f64, f64)> {
+    let out = place
+        .command(place.load.as_deref(), "wrk")
         .args([
             "--latency",
             "-t",
-            &threads.to_string(),
+            "1",
             "-c",
             "64",
             "-d",
@@ -265,6 +270,63 @@ fn wrk(port: u16, path: &str, threads: usize) -> Result<(f64, f64)> {
         .output()
         .context("cannot run wrk: install it (`apt-get install wrk`)")?;
     parse_wrk(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// Where the servers and the load generator run. With two cores or more, wrk gets the last core
+/// and the server under test the others, with as many workers as it has cores (the same for the
+/// app and nginx): neither competes with the load it is measured under. One core: no pinning.
+#[derive(Debug, PartialEq, Eq)]
+struct Placement {
+    /// `taskset -c` list for the servers, or `None` to leave them unpinned.
+    servers: Option<String>,
+    /// `taskset -c` list for wrk.
+    load: Option<String>,
+    /// Workers per server: tokio worker threads, nginx worker processes.
+    workers: usize,
+}
+
+impl Placement {
+    fn for_cores(cores: usize) -> Placement {
+        match cores {
+            0 | 1 => Placement {
+                servers: None,
+                load: None,
+                workers: 1,
+            },
+            2 => Placement {
+                servers: Some("0".into()),
+                load: Some("1".into()),
+                workers: 1,
+            },
+            n => Placement {
+                servers: Some(format!("0-{}", n - 2)),
+                load: Some((n - 1).to_string()),
+                workers: n - 1,
+            },
+        }
+    }
+
+    fn describe(&self) -> String {
+        match (&self.servers, &self.load) {
+            (Some(servers), Some(load)) => format!(
+                "app and nginx on core(s) {servers} with {} worker(s) each, wrk on core {load}",
+                self.workers
+            ),
+            _ => format!("{} worker(s) each, nothing pinned", self.workers),
+        }
+    }
+
+    /// `program`, pinned to `cpus` with taskset when given.
+    fn command(&self, cpus: Option<&str>, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        match cpus {
+            Some(cpus) => {
+                let mut c = Command::new("taskset");
+                c.arg("-c").arg(cpus).arg(program);
+                c
+            }
+            None => Command::new(program),
+        }
+    }
 }
 
 pub fn parse_wrk(text: &str) -> Result<(f64, f64)> {
@@ -298,17 +360,20 @@ struct Server {
 }
 
 impl Server {
-    fn app(bin: &Path, port: u16) -> Result<Server> {
+    fn app(bin: &Path, port: u16, place: &Placement) -> Result<Server> {
         // Logs off the terminal: the load would print a line per request.
-        let child = Command::new(bin)
+        let child = place
+            .command(place.servers.as_deref(), bin)
             .env("PORT", port.to_string())
+            .env("TOKIO_WORKER_THREADS", place.workers.to_string())
             .stdout(Stdio::null())
             .spawn()?;
         wait_port(port)?;
         Ok(Server { child, dir: None })
     }
 
-    fn nginx(body: &str, port: u16, workers: usize) -> Result<Server> {
+    fn nginx(body: &str, port: u16, place: &Placement) -> Result<Server> {
+        let workers = place.workers;
         let dir = std::env::temp_dir().join(format!("xtask-bench-nginx-{}", std::process::id()));
         std::fs::create_dir_all(dir.join("html"))?;
         std::fs::write(dir.join("html/index.html"), body)?;
@@ -319,7 +384,8 @@ impl Server {
             d = dir.display()
         );
         std::fs::write(dir.join("nginx.conf"), conf)?;
-        let child = Command::new("nginx")
+        let child = place
+            .command(place.servers.as_deref(), "nginx")
             .args([
                 "-c",
                 &dir.join("nginx.conf").display().to_string(),
@@ -385,6 +451,32 @@ fn wait_port(port: u16) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_load_generator_gets_a_core_of_its_own() {
+        let two = Placement::for_cores(2);
+        assert_eq!(
+            (two.servers.as_deref(), two.load.as_deref(), two.workers),
+            (Some("0"), Some("1"), 1)
+        );
+        let eight = Placement::for_cores(8);
+        assert_eq!(
+            (
+                eight.servers.as_deref(),
+                eight.load.as_deref(),
+                eight.workers
+            ),
+            (Some("0-6"), Some("7"), 7)
+        );
+        let one = Placement::for_cores(1);
+        assert_eq!((one.servers, one.load, one.workers), (None, None, 1));
+        assert_eq!(
+            Placement::for_cores(2)
+                .command(Some("1"), "wrk")
+                .get_program(),
+            "taskset"
+        );
+    }
 
     #[test]
     fn reads_wrk_output() {
