@@ -68,11 +68,13 @@ pub async fn describe(ecs: &aws_sdk_ecs::Client, cluster: &str, service: &str) -
         .with_context(|| format!("ECS has no service {service} in cluster {cluster}"))
 }
 
-/// Why the service's recently stopped tasks stopped (ECS keeps them for about an hour).
-pub async fn stopped_reasons(
+/// Why the service's tasks that stopped since `since_ms` stopped (ECS keeps stopped tasks for
+/// about an hour; older failures would only mislead).
+async fn stopped_reasons(
     ecs: &aws_sdk_ecs::Client,
     cluster: &str,
     service: &str,
+    since_ms: i64,
 ) -> Vec<String> {
     let Ok(listed) = ecs
         .list_tasks()
@@ -99,6 +101,10 @@ pub async fn stopped_reasons(
     let mut reasons: Vec<String> = described
         .tasks()
         .iter()
+        .filter(|t| {
+            t.stopped_at()
+                .is_none_or(|at| at.to_millis().unwrap_or(0) >= since_ms)
+        })
         .filter_map(|t| t.stopped_reason())
         .map(str::to_owned)
         .collect();
@@ -131,7 +137,7 @@ pub async fn post_mortem(
         None => vec![],
     };
     PostMortem {
-        reasons: stopped_reasons(ecs, cluster, service).await,
+        reasons: stopped_reasons(ecs, cluster, service, since_ms).await,
         log_lines,
     }
 }
@@ -266,11 +272,17 @@ mod tests {
                     .task_arns("t2")
                     .build()
             });
-        let stopped = |reason: &str| Task::builder().stopped_reason(reason).build();
+        let stopped = |reason: &str, at_ms: i64| {
+            Task::builder()
+                .stopped_reason(reason)
+                .stopped_at(aws_sdk_ecs::primitives::DateTime::from_millis(at_ms))
+                .build()
+        };
         let tasks = mock!(aws_sdk_ecs::Client::describe_tasks).then_output(move || {
             DescribeTasksOutput::builder()
-                .tasks(stopped("Essential container in task exited"))
-                .tasks(stopped("Essential container in task exited"))
+                .tasks(stopped("Essential container in task exited", 50))
+                .tasks(stopped("Essential container in task exited", 60))
+                .tasks(stopped("an older failure, before this deploy", 41))
                 .build()
         });
         let events = mock!(aws_sdk_cloudwatchlogs::Client::filter_log_events)
