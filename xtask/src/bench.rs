@@ -162,35 +162,30 @@ pub async fn run(root: &Path, cmd: flags::Bench) -> Result<()> {
         page
     };
     for path in ["/", "/health"] {
-        let (mut app_rps, mut ngx_rps, mut app_p99, mut ngx_p99) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut app, mut ngx) = (Samples::default(), Samples::default());
         let (mut app_rss, mut ngx_rss) = (0, 0);
         for i in 0..=runs {
-            let mut app = Server::app(&app_bin, 18080, &place)?;
+            let mut server = Server::app(&app_bin, 18080, &place)?;
             let a = wrk(18080, path, &place)?;
-            app_rss = app.rss_kb();
-            app.stop();
+            app_rss = server.rss_kb();
+            server.stop();
             let mut nginx = Server::nginx(&body, 18081, &place)?;
             let n = wrk(18081, path, &place)?;
             ngx_rss = nginx.rss_kb();
             nginx.stop();
             if i > 0 {
-                app_rps.push(a.0);
-                ngx_rps.push(n.0);
-                app_p99.push(a.1);
-                ngx_p99.push(n.1);
+                app.push(a);
+                ngx.push(n);
             }
         }
-        let (ar, nr) = (median_f(&mut app_rps), median_f(&mut ngx_rps));
-        let (ap, np) = (median_f(&mut app_p99), median_f(&mut ngx_p99));
-        // p99 is the noisiest number here: show the range over the runs beside the median.
-        let range = |v: &[f64]| format!("{:.2}-{:.2}", v[0], v[v.len() - 1]);
+        let (ar, nr) = (median_f(&mut app.rps), median_f(&mut ngx.rps));
+        let (ap, np) = (median_f(&mut app.p99), median_f(&mut ngx.p99));
         rows.push([
             format!("throughput {path}"),
-            format!("{ar:.0} req/s, p99 {ap:.2} ms (runs {})", range(&app_p99)),
+            format!("{ar:.0} req/s, p99 {ap:.2} ms ({})", app.spread()),
             format!(
-                "nginx {nr:.0} req/s, p99 {np:.2} ms (runs {}): {:.2}x",
-                range(&ngx_p99),
+                "nginx {nr:.0} req/s, p99 {np:.2} ms ({}): {:.2}x",
+                ngx.spread(),
                 ar / nr
             ),
             goal(ar >= nr && ap <= np, ">= 1.0x, p99 <= nginx"),
@@ -253,8 +248,50 @@ fn median_f(v: &mut [f64]) -> f64 {
     v[v.len() / 2]
 }
 
-/// (requests per second, p99 latency in ms) from `wrk --latency`: one thread on the load core.
-fn wrk(port: u16, path: &str, place: &Placement) -> Result<(f64, f64)> {
+/// One wrk run: requests per second, p99 latency in ms, and how busy the load generator's core
+/// was (when it has one of its own): near 100 %, wrk's own queueing shows up in the latencies.
+struct Load {
+    rps: f64,
+    p99: f64,
+    load_core_busy: Option<f64>,
+}
+
+#[derive(Default)]
+struct Samples {
+    rps: Vec<f64>,
+    p99: Vec<f64>,
+    busy: Vec<f64>,
+}
+
+impl Samples {
+    fn push(&mut self, load: Load) {
+        self.rps.push(load.rps);
+        self.p99.push(load.p99);
+        self.busy.extend(load.load_core_busy);
+    }
+
+    /// p99 is the noisiest number here: its range over the runs, and the load core's median load.
+    fn spread(&mut self) -> String {
+        self.p99.sort_by(|a, b| a.total_cmp(b));
+        let mut text = format!(
+            "runs {:.2}-{:.2}",
+            self.p99[0],
+            self.p99[self.p99.len() - 1]
+        );
+        if !self.busy.is_empty() {
+            text.push_str(&format!(
+                "; wrk's core {:.0} % busy",
+                median_f(&mut self.busy) * 100.0
+            ));
+        }
+        text
+    }
+}
+
+/// `wrk --latency` with one thread, on the load core.
+fn wrk(port: u16, path: &str, place: &Placement) -> Result<Load> {
+    let core = place.load.as_deref().and_then(|c| c.parse::<usize>().ok());
+    let before = core.and_then(cpu_times);
     let out = place
         .command(place.load.as_deref(), "wrk")
         .args([
@@ -269,7 +306,41 @@ fn wrk(port: u16, path: &str, place: &Placement) -> Result<(f64, f64)> {
         ])
         .output()
         .context("cannot run wrk: install it (`apt-get install wrk`)")?;
-    parse_wrk(&String::from_utf8_lossy(&out.stdout))
+    let after = core.and_then(cpu_times);
+    let (rps, p99) = parse_wrk(&String::from_utf8_lossy(&out.stdout))?;
+    let load_core_busy = match (before, after) {
+        (Some((busy0, total0)), Some((busy1, total1))) if total1 > total0 => {
+            Some((busy1 - busy0) as f64 / (total1 - total0) as f64)
+        }
+        _ => None,
+    };
+    Ok(Load {
+        rps,
+        p99,
+        load_core_busy,
+    })
+}
+
+/// (busy, total) jiffies of one core, from /proc/stat.
+fn cpu_times(core: usize) -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    parse_cpu_line(&stat, core)
+}
+
+fn parse_cpu_line(stat: &str, core: usize) -> Option<(u64, u64)> {
+    let label = format!("cpu{core}");
+    let line = stat
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(label.as_str()))?;
+    let fields: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal ...: idle and iowait are not busy.
+    let total: u64 = fields.iter().take(8).sum();
+    let idle = fields.get(3)? + fields.get(4).copied().unwrap_or(0);
+    Some((total - idle, total))
 }
 
 /// Where the servers and the load generator run. With two cores or more, wrk gets the last core
@@ -476,6 +547,15 @@ mod tests {
                 .get_program(),
             "taskset"
         );
+    }
+
+    #[test]
+    fn a_core_busy_share_comes_from_proc_stat() {
+        let stat =
+            "cpu  10 0 10 80 0 0 0 0 0 0\ncpu0 5 0 5 40 0 0 0 0 0 0\ncpu1 30 1 9 50 10 0 0 0 0 0\n";
+        assert_eq!(parse_cpu_line(stat, 1), Some((40, 100)));
+        assert_eq!(parse_cpu_line(stat, 0), Some((10, 50)));
+        assert_eq!(parse_cpu_line(stat, 7), None);
     }
 
     #[test]
