@@ -19,6 +19,12 @@ const NGINX_ALPINE_PUBLISHED_MB: f64 = 20.0;
 
 pub async fn run(root: &Path, cmd: flags::Bench) -> Result<()> {
     let runs = cmd.runs.max(1);
+    // The servers under test listen here; anything else there would be measured instead.
+    for port in [18080, 18081] {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            bail!("port {port} is already in use by another program (`ss -ltnp | grep {port}` names it): stop it and run the bench again");
+        }
+    }
     let ui = Ui::new();
     let docker = crate::docker::connect().await?;
     let env = Environment::load(root, "dev")?;
@@ -167,10 +173,12 @@ pub async fn run(root: &Path, cmd: flags::Bench) -> Result<()> {
         for i in 0..=runs {
             let mut server = Server::app(&app_bin, 18080, &place)?;
             let a = wrk(18080, path, &place)?;
+            server.still_running()?;
             app_rss = server.rss_kb();
             server.stop();
             let mut nginx = Server::nginx(&body, 18081, &place)?;
             let n = wrk(18081, path, &place)?;
+            nginx.still_running()?;
             ngx_rss = nginx.rss_kb();
             nginx.stop();
             if i > 0 {
@@ -439,8 +447,7 @@ impl Server {
             .env("TOKIO_WORKER_THREADS", place.workers.to_string())
             .stdout(Stdio::null())
             .spawn()?;
-        wait_port(port)?;
-        Ok(Server { child, dir: None })
+        Server::listening(child, port, None)
     }
 
     fn nginx(body: &str, port: u16, place: &Placement) -> Result<Server> {
@@ -466,11 +473,32 @@ impl Server {
             .stderr(Stdio::null())
             .spawn()
             .context("cannot run nginx: install it (`apt-get install nginx-light`)")?;
-        wait_port(port)?;
-        Ok(Server {
-            child,
-            dir: Some(dir),
-        })
+        Server::listening(child, port, Some(dir))
+    }
+
+    /// The server once it listens on `port`: it must be the one answering there, not another program.
+    fn listening(mut child: Child, port: u16, dir: Option<std::path::PathBuf>) -> Result<Server> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = child.try_wait()? {
+                bail!("the server for port {port} exited ({status}) before listening: is the port taken?");
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Ok(Server { child, dir });
+            }
+            if Instant::now() > deadline {
+                bail!("nothing listens on 127.0.0.1:{port} after 10 s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Fails when the server died under the load (its numbers would be someone else's).
+    fn still_running(&mut self) -> Result<()> {
+        match self.child.try_wait()? {
+            None => Ok(()),
+            Some(status) => bail!("the server under test exited during the load ({status})"),
+        }
     }
 
     /// RSS of the process and its children (nginx's workers), in KiB.
@@ -506,17 +534,6 @@ impl Server {
             let _ = std::fs::remove_dir_all(dir);
         }
     }
-}
-
-fn wait_port(port: u16) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if Instant::now() > deadline {
-            bail!("nothing listens on 127.0.0.1:{port} after 10 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Ok(())
 }
 
 #[cfg(test)]
