@@ -13,6 +13,7 @@ pub struct Clients {
     pub ecr: aws_sdk_ecr::Client,
     pub ecs: aws_sdk_ecs::Client,
     pub ec2: aws_sdk_ec2::Client,
+    pub logs: aws_sdk_cloudwatchlogs::Client,
 }
 
 impl Clients {
@@ -22,6 +23,7 @@ impl Clients {
             ecr: aws_sdk_ecr::Client::new(config),
             ecs: aws_sdk_ecs::Client::new(config),
             ec2: aws_sdk_ec2::Client::new(config),
+            logs: aws_sdk_cloudwatchlogs::Client::new(config),
         }
     }
 }
@@ -72,4 +74,12 @@ where
         (None, Some(msg)) => anyhow::anyhow!("{msg}"),
         _ => anyhow::anyhow!(aws_sdk_cloudformation::error::DisplayErrorContext(err).to_string()),
     }
+}
+
+/// Now, in the milliseconds since the epoch that AWS APIs take and return.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as i64
 }

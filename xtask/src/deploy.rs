@@ -16,7 +16,7 @@ use crate::{fakecloud, push_image, service};
 
 pub async fn run(root: &Path, cmd: flags::Deploy) -> Result<()> {
     let started = Instant::now();
-    let started_ms = crate::logs::now_ms();
+    let started_ms = crate::aws::now_ms();
     let docker = crate::docker::connect().await?;
     let ui = Ui::new();
     let mut phases: Vec<(&str, Duration, String)> = Vec::new();
@@ -200,11 +200,10 @@ async fn explain_failed_rollout(s: &Session, error: anyhow::Error, since_ms: i64
     else {
         return error;
     };
-    let logs = aws_sdk_cloudwatchlogs::Client::new(&s.config);
     let group = outputs.get("LogGroupName").map(String::as_str);
     let found = service::post_mortem(
         &s.clients.ecs,
-        &logs,
+        &s.clients.logs,
         cluster,
         service_name,
         group,
@@ -243,11 +242,9 @@ pub fn repository_import(repository: String) -> Import {
 /// import it, images and all, into the new stack. fakecloud has no IMPORT: there, say how to go on.
 async fn adopt_kept_repository(s: &Session, settings: &stack::Settings<'_>) -> Result<()> {
     let stack_name = s.env.stack_name(StackKind::Ecr);
-    let status = stack::describe(&s.clients.cfn, &stack_name)
-        .await?
-        .and_then(|st| st.stack_status().map(|x| x.as_str().to_owned()));
+    let current = stack::describe(&s.clients.cfn, &stack_name).await?;
     // Only a stack about to be created (none, or an empty shell an interrupted run left) clashes.
-    if stack::plan(&stack_name, status.as_deref()) != stack::Plan::Create {
+    if stack::plan(&stack_name, stack::status_of(current.as_ref())) != stack::Plan::Create {
         return Ok(());
     }
     let repository = s.env.prefix();

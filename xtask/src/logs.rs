@@ -2,11 +2,11 @@
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use crate::aws::aws_error;
+use crate::aws::{aws_error, now_ms};
 use crate::flags;
 use crate::project::StackKind;
 use crate::session::Session;
@@ -26,12 +26,12 @@ pub async fn run(root: &Path, cmd: flags::Logs) -> Result<()> {
                 s.flag_suffix()
             )
         })?;
-    let logs = aws_sdk_cloudwatchlogs::Client::new(&s.config);
+    let logs = &s.clients.logs;
     let mut start = now_ms() - since.as_millis() as i64;
     let mut seen: HashSet<String> = HashSet::new();
     let mut told_empty = false;
     loop {
-        let lines = match read(&logs, &group, start, &mut seen).await {
+        let lines = match read(logs, &group, start, &mut seen).await {
             // fakecloud creates the group only when a task stops and hands over its output.
             Err(Missing) if s.local => {
                 if !told_empty {
@@ -75,13 +75,6 @@ pub async fn last_lines(
         .unwrap_or_default();
     lines.drain(..lines.len().saturating_sub(n));
     lines
-}
-
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis() as i64
 }
 
 enum ReadError {

@@ -14,8 +14,6 @@ use crate::ui::Ui;
 use crate::{cloudfront, fakecloud};
 
 pub struct Session {
-    /// The configuration every client is built from.
-    pub config: aws_config::SdkConfig,
     pub env: Environment,
     pub clients: Clients,
     pub ui: Ui,
@@ -44,7 +42,6 @@ impl Session {
         Ok(Session {
             env,
             clients: Clients::new(&config),
-            config,
             ui,
             local: target.local,
             poll: if target.local {
@@ -154,8 +151,7 @@ impl Session {
         &self,
         kind: StackKind,
     ) -> Result<std::collections::BTreeMap<String, String>> {
-        let stack = stack::describe(&self.clients.cfn, &self.env.stack_name(kind)).await?;
-        Ok(stack.map(|s| stack::outputs(&s)).unwrap_or_default())
+        stack::current_outputs(&self.clients.cfn, &self.env.stack_name(kind)).await
     }
 
     /// `--env X --local` as the user would type it, for messages that suggest a command.

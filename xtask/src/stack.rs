@@ -131,6 +131,11 @@ pub async fn describe(
     }
 }
 
+/// The stack's status (`CREATE_COMPLETE`, ...), `None` when there is no stack.
+pub fn status_of(stack: Option<&aws_sdk_cloudformation::types::Stack>) -> Option<&str> {
+    stack.and_then(|s| s.stack_status()).map(|s| s.as_str())
+}
+
 pub fn outputs(stack: &aws_sdk_cloudformation::types::Stack) -> BTreeMap<String, String> {
     stack
         .outputs()
@@ -159,18 +164,17 @@ pub async fn deploy(
     }
     let kind = loop {
         let current = describe(cfn, &stack.name).await?;
-        let status = current
-            .as_ref()
-            .and_then(|s| s.stack_status())
-            .map(|s| s.as_str().to_owned());
-        match plan(&stack.name, status.as_deref()) {
+        let status = status_of(current.as_ref());
+        match plan(&stack.name, status) {
             Plan::Create => break ChangeSetType::Create,
             Plan::Update => {
-                let deployed = current.expect("an update is planned only for an existing stack");
-                if same_as_deployed(cfn, stack, &deployed).await? {
+                let deployed = current
+                    .as_ref()
+                    .expect("an update is planned only for an existing stack");
+                if same_as_deployed(cfn, stack, deployed).await? {
                     return Ok(Deployed {
                         outcome: Outcome::NoChanges,
-                        outputs: outputs(&deployed),
+                        outputs: outputs(deployed),
                     });
                 }
                 break ChangeSetType::Update;
@@ -434,7 +438,8 @@ pub fn effective_parameters(stack: &Stack) -> Option<BTreeMap<String, String>> {
     Some(out)
 }
 
-async fn current_outputs(cfn: &Client, name: &str) -> Result<BTreeMap<String, String>> {
+/// The outputs of the stack `name` (empty when it does not exist).
+pub async fn current_outputs(cfn: &Client, name: &str) -> Result<BTreeMap<String, String>> {
     Ok(describe(cfn, name)
         .await?
         .map(|s| outputs(&s))
@@ -454,10 +459,8 @@ async fn delete_and_wait(
         .map_err(aws_error)
         .with_context(|| format!("cannot delete stack {name}"))?;
     loop {
-        let status = describe(cfn, name)
-            .await?
-            .and_then(|s| s.stack_status().map(|s| s.as_str().to_owned()));
-        match status.as_deref() {
+        let current = describe(cfn, name).await?;
+        match status_of(current.as_ref()) {
             None | Some("DELETE_COMPLETE") => return Ok(()),
             Some("DELETE_FAILED") => bail!(
                 "could not delete stack {name} (DELETE_FAILED): see its events in the console"
@@ -481,11 +484,8 @@ pub async fn destroy(cfn: &Client, name: &str, poll: Duration, spinner: &Spinner
 /// so is the empty stack a change set for a new stack leaves behind.
 pub async fn preview(cfn: &Client, stack: &Stack, poll: Duration) -> Result<Vec<ChangeRow>> {
     let current = describe(cfn, &stack.name).await?;
-    let status = current
-        .as_ref()
-        .and_then(|s| s.stack_status())
-        .map(|s| s.as_str().to_owned());
-    let kind = match plan(&stack.name, status.as_deref()) {
+    let status = status_of(current.as_ref());
+    let kind = match plan(&stack.name, status) {
         Plan::Update => {
             if same_as_deployed(cfn, stack, current.as_ref().expect("an existing stack")).await? {
                 return Ok(vec![]);

@@ -31,7 +31,7 @@ async fn collect(s: &Session) -> Result<Value> {
         let found = stack::describe(&s.clients.cfn, &name).await?;
         let (status, updated) = match &found {
             Some(st) => (
-                st.stack_status().map(|x| x.as_str().to_owned()),
+                stack::status_of(Some(st)).map(str::to_owned),
                 st.last_updated_time()
                     .or(st.creation_time())
                     .and_then(|t| t.fmt(DateTimeFormat::DateTime).ok()),

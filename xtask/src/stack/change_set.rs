@@ -1,7 +1,7 @@
 //! Change sets: create one, wait until CloudFormation has computed it, then execute or delete it.
 //! Every change set made but not yet executed or deleted is registered, so Ctrl-C can clean up.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use aws_sdk_cloudformation::types::{
@@ -73,11 +73,7 @@ impl<'a> ChangeSet<'a> {
         kind: ChangeSetType,
         imports: &[Import],
     ) -> Result<ChangeSet<'a>> {
-        let millis = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_millis();
-        let name = format!("xtask-{millis}");
+        let name = format!("xtask-{}", crate::aws::now_ms());
         let parameters = stack
             .parameters
             .iter()
