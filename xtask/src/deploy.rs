@@ -176,13 +176,10 @@ async fn deploy_ecs_following_the_service(
     settings: &stack::Settings<'_>,
 ) -> Result<Deployed> {
     let deploy = deploy_stack(s, StackKind::Ecs, extra, settings);
-    let previous = s.outputs(StackKind::Ecs).await.unwrap_or_default();
-    let (Some(cluster), Some(service_name)) =
-        (previous.get("ClusterName"), previous.get("ServiceName"))
-    else {
+    let Ok(Some(svc)) = s.deployed_service().await else {
         return deploy.await;
     };
-    let follow = service::follow_events(&s.clients.ecs, &s.ui, cluster, service_name, s.poll);
+    let follow = service::follow_events(&s.clients.ecs, &s.ui, &svc.cluster, &svc.name, s.poll);
     tokio::select! {
         deployed = deploy => deployed,
         never = follow => match never {},
@@ -192,20 +189,15 @@ async fn deploy_ecs_following_the_service(
 /// After a failed rollout (CloudFormation's or ours): the service's last log lines since
 /// `since_ms` above the error, and the stopped tasks' reasons in it.
 async fn explain_failed_rollout(s: &Session, error: anyhow::Error, since_ms: i64) -> anyhow::Error {
-    let Ok(outputs) = s.outputs(StackKind::Ecs).await else {
+    let Ok(Some(svc)) = s.deployed_service().await else {
         return error;
     };
-    let (Some(cluster), Some(service_name)) =
-        (outputs.get("ClusterName"), outputs.get("ServiceName"))
-    else {
-        return error;
-    };
-    let group = outputs.get("LogGroupName").map(String::as_str);
+    let group = svc.log_group.as_deref();
     let found = service::post_mortem(
         &s.clients.ecs,
         &s.clients.logs,
-        cluster,
-        service_name,
+        &svc.cluster,
+        &svc.name,
         group,
         since_ms,
     )

@@ -82,14 +82,13 @@ pub async fn run(root: &Path, cmd: flags::Destroy) -> Result<()> {
 
 /// fakecloud deletes a service but leaves its task containers running: stop them first.
 async fn stop_local_tasks(s: &Session) -> Result<()> {
-    let outputs = s.outputs(StackKind::Ecs).await?;
-    let (Some(cluster), Some(service)) = (outputs.get("ClusterName"), outputs.get("ServiceName"))
-    else {
+    let Some(svc) = s.deployed_service().await? else {
         return Ok(());
     };
+    let service = &svc.name;
     let spinner = s.ui.spinner("local tasks");
     spinner.set(format!("stopping the tasks of {service}"));
-    let stopped = crate::fakecloud::stop_service_tasks(&s.clients.ecs, cluster, service).await;
+    let stopped = crate::fakecloud::stop_service_tasks(&s.clients.ecs, &svc.cluster, service).await;
     spinner
         .finish(
             stopped,

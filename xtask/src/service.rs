@@ -52,6 +52,25 @@ pub fn assess(service: &Service, mode: Stability) -> Assessment {
     }
 }
 
+/// The ECS service an ecs stack made, as the stack's outputs name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StackService {
+    pub cluster: String,
+    pub name: String,
+    pub log_group: Option<String>,
+}
+
+impl StackService {
+    /// `None` when the outputs name no service (the stack is not deployed, or not yet).
+    pub fn from_outputs(outputs: &std::collections::BTreeMap<String, String>) -> Option<Self> {
+        Some(StackService {
+            cluster: outputs.get("ClusterName")?.clone(),
+            name: outputs.get("ServiceName")?.clone(),
+            log_group: outputs.get("LogGroupName").cloned(),
+        })
+    }
+}
+
 /// The service as ECS reports it.
 pub async fn describe(ecs: &aws_sdk_ecs::Client, cluster: &str, service: &str) -> Result<Service> {
     let out = ecs
@@ -337,6 +356,32 @@ mod tests {
             .rollout_state(state)
             .rollout_state_reason("tasks failed to start")
             .build()
+    }
+
+    #[test]
+    fn the_stack_outputs_name_the_service() {
+        let outputs = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<std::collections::BTreeMap<_, _>>()
+        };
+        assert_eq!(
+            StackService::from_outputs(&outputs(&[
+                ("ClusterName", "c"),
+                ("ServiceName", "s"),
+                ("LogGroupName", "/ecs/s"),
+            ])),
+            Some(StackService {
+                cluster: "c".into(),
+                name: "s".into(),
+                log_group: Some("/ecs/s".into())
+            })
+        );
+        assert_eq!(
+            StackService::from_outputs(&outputs(&[("ClusterName", "c")])),
+            None
+        );
     }
 
     #[test]

@@ -154,6 +154,13 @@ impl Session {
         stack::current_outputs(&self.clients.cfn, &self.env.stack_name(kind)).await
     }
 
+    /// The service the deployed ecs stack made, `None` when there is none.
+    pub async fn deployed_service(&self) -> Result<Option<crate::service::StackService>> {
+        Ok(crate::service::StackService::from_outputs(
+            &self.outputs(StackKind::Ecs).await?,
+        ))
+    }
+
     /// `--env X --local` as the user would type it, for messages that suggest a command.
     pub fn flag_suffix(&self) -> String {
         let mut s = String::new();

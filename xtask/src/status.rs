@@ -26,9 +26,13 @@ pub async fn run(root: &Path, cmd: flags::Status) -> Result<()> {
 
 async fn collect(s: &Session) -> Result<Value> {
     let mut stacks = Vec::new();
+    let mut outputs = Default::default();
     for kind in StackKind::ALL {
         let name = s.env.stack_name(kind);
         let found = stack::describe(&s.clients.cfn, &name).await?;
+        if kind == StackKind::Ecs {
+            outputs = found.as_ref().map(stack::outputs).unwrap_or_default();
+        }
         let (status, updated) = match &found {
             Some(st) => (
                 stack::status_of(Some(st)).map(str::to_owned),
@@ -40,10 +44,11 @@ async fn collect(s: &Session) -> Result<Value> {
         };
         stacks.push(json!({ "name": name, "kind": kind.name(), "status": status.unwrap_or_else(|| "NOT_DEPLOYED".into()), "lastUpdated": updated }));
     }
-    let outputs = s.outputs(StackKind::Ecs).await?;
     let mut svc = Value::Null;
-    if let (Some(cluster), Some(name)) = (outputs.get("ClusterName"), outputs.get("ServiceName")) {
-        let d = service::describe(&s.clients.ecs, cluster, name).await?;
+    if let Some(service::StackService { cluster, name, .. }) =
+        service::StackService::from_outputs(&outputs)
+    {
+        let d = service::describe(&s.clients.ecs, &cluster, &name).await?;
         let primary = d
             .deployments()
             .iter()
