@@ -298,10 +298,9 @@ impl Samples {
 
 /// `wrk --latency` with one thread, on the load core.
 fn wrk(port: u16, path: &str, place: &Placement) -> Result<Load> {
-    let core = place.load.as_deref().and_then(|c| c.parse::<usize>().ok());
-    let before = core.and_then(cpu_times);
+    let before = place.load.and_then(cpu_times);
     let out = place
-        .command(place.load.as_deref(), "wrk")
+        .load_generator("wrk")
         .args([
             "--latency",
             "-t",
@@ -314,7 +313,7 @@ fn wrk(port: u16, path: &str, place: &Placement) -> Result<Load> {
         ])
         .output()
         .context("cannot run wrk: install it (`apt-get install wrk`)")?;
-    let after = core.and_then(cpu_times);
+    let after = place.load.and_then(cpu_times);
     let (rps, p99) = parse_wrk(&String::from_utf8_lossy(&out.stdout))?;
     let load_core_busy = match (before, after) {
         (Some((busy0, total0)), Some((busy1, total1))) if total1 > total0 => {
@@ -358,8 +357,8 @@ fn parse_cpu_line(stat: &str, core: usize) -> Option<(u64, u64)> {
 struct Placement {
     /// `taskset -c` list for the servers, or `None` to leave them unpinned.
     servers: Option<String>,
-    /// `taskset -c` list for wrk.
-    load: Option<String>,
+    /// The core wrk runs on, or `None` to leave it unpinned.
+    load: Option<usize>,
     /// Workers per server: tokio worker threads, nginx worker processes.
     workers: usize,
 }
@@ -374,12 +373,12 @@ impl Placement {
             },
             2 => Placement {
                 servers: Some("0".into()),
-                load: Some("1".into()),
+                load: Some(1),
                 workers: 1,
             },
             n => Placement {
                 servers: Some(format!("0-{}", n - 2)),
-                load: Some((n - 1).to_string()),
+                load: Some(n - 1),
                 workers: n - 1,
             },
         }
@@ -395,16 +394,26 @@ impl Placement {
         }
     }
 
-    /// `program`, pinned to `cpus` with taskset when given.
-    fn command(&self, cpus: Option<&str>, program: impl AsRef<std::ffi::OsStr>) -> Command {
-        match cpus {
-            Some(cpus) => {
-                let mut c = Command::new("taskset");
-                c.arg("-c").arg(cpus).arg(program);
-                c
-            }
-            None => Command::new(program),
+    /// A server under test, pinned to the server cores.
+    fn server(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        pinned(self.servers.as_deref(), program)
+    }
+
+    /// The load generator, pinned to its core.
+    fn load_generator(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        pinned(self.load.map(|c| c.to_string()).as_deref(), program)
+    }
+}
+
+/// `program`, pinned to `cpus` (a `taskset -c` list) when given.
+fn pinned(cpus: Option<&str>, program: impl AsRef<std::ffi::OsStr>) -> Command {
+    match cpus {
+        Some(cpus) => {
+            let mut c = Command::new("taskset");
+            c.arg("-c").arg(cpus).arg(program);
+            c
         }
+        None => Command::new(program),
     }
 }
 
@@ -442,7 +451,7 @@ impl Server {
     fn app(bin: &Path, port: u16, place: &Placement) -> Result<Server> {
         // Logs off the terminal: the load would print a line per request.
         let child = place
-            .command(place.servers.as_deref(), bin)
+            .server(bin)
             .env("PORT", port.to_string())
             .env("TOKIO_WORKER_THREADS", place.workers.to_string())
             .stdout(Stdio::null())
@@ -463,7 +472,7 @@ impl Server {
         );
         std::fs::write(dir.join("nginx.conf"), conf)?;
         let child = place
-            .command(place.servers.as_deref(), "nginx")
+            .server("nginx")
             .args([
                 "-c",
                 &dir.join("nginx.conf").display().to_string(),
@@ -544,24 +553,18 @@ mod tests {
     fn the_load_generator_gets_a_core_of_its_own() {
         let two = Placement::for_cores(2);
         assert_eq!(
-            (two.servers.as_deref(), two.load.as_deref(), two.workers),
-            (Some("0"), Some("1"), 1)
+            (two.servers.as_deref(), two.load, two.workers),
+            (Some("0"), Some(1), 1)
         );
         let eight = Placement::for_cores(8);
         assert_eq!(
-            (
-                eight.servers.as_deref(),
-                eight.load.as_deref(),
-                eight.workers
-            ),
-            (Some("0-6"), Some("7"), 7)
+            (eight.servers.as_deref(), eight.load, eight.workers),
+            (Some("0-6"), Some(7), 7)
         );
         let one = Placement::for_cores(1);
         assert_eq!((one.servers, one.load, one.workers), (None, None, 1));
         assert_eq!(
-            Placement::for_cores(2)
-                .command(Some("1"), "wrk")
-                .get_program(),
+            Placement::for_cores(2).load_generator("wrk").get_program(),
             "taskset"
         );
     }

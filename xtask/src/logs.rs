@@ -16,9 +16,9 @@ pub async fn run(root: &Path, cmd: flags::Logs) -> Result<()> {
     let since = parse_since(&cmd.since)?;
     let s = Session::open(root, &cmd.target, Ui::new()).await?;
     let group = s
-        .outputs(StackKind::Ecs)
+        .deployed_service()
         .await?
-        .remove("LogGroupName")
+        .and_then(|svc| svc.log_group)
         .with_context(|| {
             format!(
                 "the ecs stack {} is not deployed: run `cargo xtask deploy{}` first",

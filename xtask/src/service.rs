@@ -232,12 +232,11 @@ pub async fn wait_stable(
     let started = Instant::now();
     let mut feed = EventFeed::default();
     loop {
-        let described = describe(ecs, cluster, service).await?;
-        let svc = &described;
-        for message in feed.fresh(svc) {
+        let svc = describe(ecs, cluster, service).await?;
+        for message in feed.fresh(&svc) {
             spinner.note(format!("  svc  {message}"));
         }
-        match assess(svc, mode) {
+        match assess(&svc, mode) {
             Assessment::Stable => {
                 spinner.done(format!(
                     "{}/{} tasks running",
