@@ -15,8 +15,10 @@ struct EnvFile(std::path::PathBuf);
 impl EnvFile {
     fn write(ecs_params: &str) -> EnvFile {
         let path = root().join("infra/env").join(format!("{ENV}.yaml"));
+        // Its own VPC range: fakecloud routes a load balancer to a task by the task's IP, so two
+        // local environments with the same range would take each other's targets down.
         let text = format!(
-            "# written by tests/e2e_operations.rs\nproject: opsdemo\nstacks:\n  ecs:\n{ecs_params}"
+            "# written by tests/e2e_operations.rs\nproject: opsdemo\nstacks:\n  vpc:\n    VpcCidr: 10.42.0.0/16\n  ecs:\n{ecs_params}"
         );
         std::fs::write(&path, text).unwrap();
         EnvFile(path)
