@@ -1,5 +1,5 @@
-//! End to end, day 2: `diff` (0, then 1 after a parameter change), `logs` (the replaced task's
-//! start and graceful drain), `status --json`, `destroy` (stacks gone, images kept), and a failed
+//! End to end, day 2: `diff` (0, then 1 after a parameter change), Ctrl-C during a rollout,
+//! `logs` (the replaced task's start and graceful drain), `status --json`, `destroy` (stacks gone, images kept), and a failed
 //! first create followed by a successful deploy. Runs
 //! in its own environment (`infra/env/e2eops.yaml`, written and removed by the test).
 
@@ -88,10 +88,40 @@ fn diff_status_destroy_and_recovery_from_a_failed_create() {
         "diff left a stack shell: {after:?}"
     );
 
-    // Deploying the change replaces the task; fakecloud hands the stopped task's output to
-    // CloudWatch Logs, where `logs` finds its start and its graceful drain on SIGTERM.
+    // Deploying the change replaces the task. Ctrl-C while the new task starts (polling slowed
+    // down so the wait lasts): exit 130, the rollout named as still running, how to watch it.
+    // The stack update had finished, so deploying again changes nothing and waits for the task.
+    // (Deleting a change set an interrupt catches before execution is unit-tested in
+    // xtask/src/interrupt.rs: without a terminal to answer the question, that window is too short.)
+    let (code, text) = xtask_interrupted(
+        &["deploy", "--env", ENV, "--local"],
+        &[("XTASK_POLL_SECONDS", "60")],
+        "] service: ",
+    );
+    assert_eq!(
+        code,
+        Some(130),
+        "not interrupted during the service wait: {text}"
+    );
+    assert!(
+        text.contains("Still running in AWS: ECS service") && text.contains("is rolling out"),
+        "the interrupt does not say what keeps running: {text}"
+    );
+    assert!(
+        text.contains(&format!("`cargo xtask status --env {ENV} --local`")),
+        "the interrupt does not say how to watch it: {text}"
+    );
+    // fakecloud hands the stopped task's output to CloudWatch Logs, where `logs` finds its start
+    // and its graceful drain on SIGTERM.
     let (out, text) = run(&["deploy"]);
-    assert!(out.status.success(), "deploying the change failed: {text}");
+    assert!(
+        out.status.success(),
+        "deploying after the interrupt failed: {text}"
+    );
+    assert!(
+        text.contains("stacks changed: 0"),
+        "the interrupted deploy was not complete: {text}"
+    );
     let (out, text) = run(&["logs", "--since", "10m"]);
     assert!(out.status.success(), "logs failed: {text}");
     let stdout = String::from_utf8_lossy(&out.stdout);

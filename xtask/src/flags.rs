@@ -47,6 +47,39 @@ pub struct Target {
     pub local: bool,
 }
 
+impl Target {
+    /// `--env X --local` as the user would type it, for messages that suggest a command.
+    pub fn flag_suffix(&self) -> String {
+        flag_suffix(&self.env, self.local)
+    }
+}
+
+pub fn flag_suffix(env: &str, local: bool) -> String {
+    let mut s = String::new();
+    if env != "dev" {
+        s.push_str(&format!(" --env {env}"));
+    }
+    if local {
+        s.push_str(" --local");
+    }
+    s
+}
+
+impl Cmd {
+    /// The environment the command works on (`bench` has none).
+    pub fn target(&self) -> Option<&Target> {
+        match self {
+            Cmd::Deploy(c) => Some(&c.target),
+            Cmd::PushImage(c) => Some(&c.target),
+            Cmd::Diff(c) => Some(&c.target),
+            Cmd::Status(c) => Some(&c.target),
+            Cmd::Logs(c) => Some(&c.target),
+            Cmd::Destroy(c) => Some(&c.target),
+            Cmd::Bench(_) => None,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct Deploy {
     #[command(flatten)]
@@ -134,5 +167,13 @@ mod tests {
         };
         assert_eq!(d.target.env, "dev");
         assert!(!d.target.local && !d.yes);
+    }
+
+    #[test]
+    fn suggested_commands_repeat_only_the_flags_that_matter() {
+        let Xtask { cmd } = Xtask::parse_from(["xtask", "status", "--env", "prod", "--local"]);
+        assert_eq!(cmd.target().unwrap().flag_suffix(), " --env prod --local");
+        let Xtask { cmd } = Xtask::parse_from(["xtask", "logs"]);
+        assert_eq!(cmd.target().unwrap().flag_suffix(), "");
     }
 }

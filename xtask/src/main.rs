@@ -13,6 +13,7 @@ mod events;
 mod fakecloud;
 mod flags;
 mod image;
+mod interrupt;
 mod logs;
 #[cfg(test)]
 mod mock;
@@ -40,15 +41,32 @@ fn main() -> ExitCode {
         Err(e) => return ui::fail(&anyhow::anyhow!(e).context("cannot start the async runtime")),
     };
     let root = project::root();
+    // The command that shows what an interrupted run leaves running.
+    let watch = format!(
+        "cargo xtask status{}",
+        flags
+            .cmd
+            .target()
+            .map(|t| t.flag_suffix())
+            .unwrap_or_default()
+    );
     let result = runtime.block_on(async {
         let work = async {
             match flags.cmd {
-                flags::Cmd::Deploy(cmd) => deploy::run(&root, cmd).await.map(|()| ExitCode::SUCCESS),
-                flags::Cmd::PushImage(cmd) => push_image::run(&root, cmd).await.map(|()| ExitCode::SUCCESS),
-                flags::Cmd::Status(cmd) => status::run(&root, cmd).await.map(|()| ExitCode::SUCCESS),
+                flags::Cmd::Deploy(cmd) => {
+                    deploy::run(&root, cmd).await.map(|()| ExitCode::SUCCESS)
+                }
+                flags::Cmd::PushImage(cmd) => push_image::run(&root, cmd)
+                    .await
+                    .map(|()| ExitCode::SUCCESS),
+                flags::Cmd::Status(cmd) => {
+                    status::run(&root, cmd).await.map(|()| ExitCode::SUCCESS)
+                }
                 flags::Cmd::Bench(cmd) => bench::run(&root, cmd).await.map(|()| ExitCode::SUCCESS),
                 flags::Cmd::Logs(cmd) => logs::run(&root, cmd).await.map(|()| ExitCode::SUCCESS),
-                flags::Cmd::Destroy(cmd) => destroy::run(&root, cmd).await.map(|()| ExitCode::SUCCESS),
+                flags::Cmd::Destroy(cmd) => {
+                    destroy::run(&root, cmd).await.map(|()| ExitCode::SUCCESS)
+                }
                 // diff: 0 no changes, 1 changes, 2 error.
                 flags::Cmd::Diff(cmd) => match diff::run(&root, cmd).await {
                     Ok(changes) => Ok(ExitCode::from(u8::from(changes))),
@@ -59,18 +77,18 @@ fn main() -> ExitCode {
                 },
             }
         };
-        tokio::select! {
-            result = work => result,
-            _ = tokio::signal::ctrl_c() => {
-                let cleaned = stack::delete_pending_change_sets().await;
-                eprintln!(
-                    "\ninterrupted: stopped waiting{}. Whatever CloudFormation or ECS already started keeps running in AWS: \
-                     watch it with `cargo xtask status` (or the CloudFormation console) and run the command again when it settles.",
-                    if cleaned > 0 { format!(" and deleted {cleaned} change set(s) not yet executed") } else { String::new() }
-                );
-                Ok(ExitCode::from(130))
+        let ctrl_c = async {
+            if tokio::signal::ctrl_c().await.is_err() {
+                // No signal handler: Ctrl-C then kills the process the default way.
+                std::future::pending::<()>().await;
             }
-        }
+        };
+        interrupt::run(work, ctrl_c)
+            .await
+            .unwrap_or_else(|stopped| {
+                eprintln!("\n{}", interrupt::message(&stopped, &watch));
+                Ok(ExitCode::from(130))
+            })
     });
     match result {
         Ok(code) => code,

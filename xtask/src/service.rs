@@ -229,6 +229,7 @@ pub async fn wait_stable(
     mode: Stability,
 ) -> Result<()> {
     let spinner = ui.spinner("service");
+    let underway = crate::interrupt::underway(format!("ECS service {service} is rolling out"));
     let started = Instant::now();
     let mut feed = EventFeed::default();
     loop {
@@ -249,7 +250,10 @@ pub async fn wait_stable(
                 spinner.failed("rollout failed");
                 bail!("ECS service {service}: {why}");
             }
-            Assessment::Waiting(status) => spinner.set(status),
+            Assessment::Waiting(status) => {
+                underway.update(format!("ECS service {service} is rolling out ({status})"));
+                spinner.set(status);
+            }
         }
         if started.elapsed() > timeout {
             spinner.failed("not stable");

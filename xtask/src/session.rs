@@ -44,11 +44,10 @@ impl Session {
             clients: Clients::new(&config),
             ui,
             local: target.local,
-            poll: if target.local {
-                Duration::from_millis(500)
-            } else {
-                Duration::from_secs(3)
-            },
+            poll: poll_interval(
+                target.local,
+                std::env::var("XTASK_POLL_SECONDS").ok().as_deref(),
+            )?,
         })
     }
 
@@ -163,13 +162,51 @@ impl Session {
 
     /// `--env X --local` as the user would type it, for messages that suggest a command.
     pub fn flag_suffix(&self) -> String {
-        let mut s = String::new();
-        if self.env.name != "dev" {
-            s.push_str(&format!(" --env {}", self.env.name));
+        crate::flags::flag_suffix(&self.env.name, self.local)
+    }
+}
+
+/// How often to ask AWS for progress: `XTASK_POLL_SECONDS` when set, else 3 s on AWS (well
+/// under the SDK waiters' 30 s, well within API rate limits) and 0.5 s against fakecloud.
+fn poll_interval(local: bool, setting: Option<&str>) -> Result<Duration> {
+    match setting {
+        None | Some("") => Ok(Duration::from_millis(if local { 500 } else { 3000 })),
+        Some(text) => text
+            .parse::<f64>()
+            .ok()
+            .filter(|s| s.is_finite() && *s >= 0.1 && *s <= 600.0)
+            .map(Duration::from_secs_f64)
+            .with_context(|| {
+                format!("XTASK_POLL_SECONDS={text:?} is not a number of seconds between 0.1 and 600: set it like 5 or 0.5, or unset it")
+            }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_poll_interval_defaults_per_target_and_can_be_set() {
+        assert_eq!(poll_interval(false, None).unwrap(), Duration::from_secs(3));
+        assert_eq!(
+            poll_interval(true, None).unwrap(),
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            poll_interval(true, Some("10")).unwrap(),
+            Duration::from_secs(10)
+        );
+        assert_eq!(
+            poll_interval(false, Some("0.5")).unwrap(),
+            Duration::from_millis(500)
+        );
+        for bad in ["fast", "0", "-1", "1e9", "NaN"] {
+            let e = poll_interval(false, Some(bad)).unwrap_err().to_string();
+            assert!(
+                e.contains("XTASK_POLL_SECONDS") && e.contains("unset it"),
+                "{bad}: {e}"
+            );
         }
-        if self.local {
-            s.push_str(" --local");
-        }
-        s
     }
 }

@@ -187,9 +187,11 @@ pub async fn deploy(
                 status.unwrap_or_default()
             ),
             Plan::Wait => {
-                spinner.set(format!(
-                    "waiting: another operation is running ({})",
-                    status.unwrap_or_default()
+                let status = status.unwrap_or_default();
+                spinner.set(format!("waiting: another operation is running ({status})"));
+                let _underway = crate::interrupt::underway(format!(
+                    "stack {} is {status} (an operation this deploy was waiting for)",
+                    stack.name
                 ));
                 tokio::time::sleep(poll.max(Duration::from_millis(100))).await;
             }
@@ -328,6 +330,8 @@ async fn run_change_set(
     let mut cursor = Cursor::at_latest(cfn, &stack.name).await?;
     spinner.set("executing change set");
     change_set.execute().await?;
+    let underway =
+        crate::interrupt::underway(format!("stack {} is executing a change set", stack.name));
 
     let mut seen: Vec<StackEvent> = Vec::new();
     loop {
@@ -344,7 +348,10 @@ async fn run_change_set(
             .map(|s| s.as_str())
             .unwrap_or("UNKNOWN");
         match progress(status) {
-            Progress::Running => spinner.set(status.to_owned()),
+            Progress::Running => {
+                spinner.set(status.to_owned());
+                underway.update(format!("stack {} is {status}", stack.name));
+            }
             Progress::Succeeded => return Ok(current),
             Progress::Failed => {
                 let reason = events::first_failure(&seen)
@@ -458,6 +465,7 @@ async fn delete_and_wait(
         .await
         .map_err(aws_error)
         .with_context(|| format!("cannot delete stack {name}"))?;
+    let underway = crate::interrupt::underway(format!("stack {name} is being deleted"));
     loop {
         let current = describe(cfn, name).await?;
         match status_of(current.as_ref()) {
@@ -465,7 +473,10 @@ async fn delete_and_wait(
             Some("DELETE_FAILED") => bail!(
                 "could not delete stack {name} (DELETE_FAILED): see its events in the console"
             ),
-            Some(s) => spinner.set(format!("deleting ({s})")),
+            Some(s) => {
+                spinner.set(format!("deleting ({s})"));
+                underway.update(format!("stack {name} is {s}"));
+            }
         }
         tokio::time::sleep(poll.max(Duration::from_millis(100))).await;
     }
@@ -515,7 +526,7 @@ pub async fn preview(cfn: &Client, stack: &Stack, poll: Duration) -> Result<Vec<
 
 mod change_set;
 
-pub use change_set::delete_pending_change_sets;
+pub use change_set::delete as delete_change_set;
 use change_set::{change_row, ChangeSet, Ready};
 
 #[cfg(test)]

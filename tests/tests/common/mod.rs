@@ -83,6 +83,55 @@ pub fn xtask_with(args: &[&str], env: &[(&str, &str)]) -> (Output, String) {
     (out, text)
 }
 
+/// `cargo xtask` sent SIGINT (what Ctrl-C sends) as soon as a line of its output contains
+/// `trigger`; returns its exit code (`None`: the trigger never came) and its output.
+pub fn xtask_interrupted(
+    args: &[&str],
+    env: &[(&str, &str)],
+    trigger: &str,
+) -> (Option<i32>, String) {
+    use std::io::BufRead;
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.arg("xtask")
+        .args(args)
+        .current_dir(root())
+        .env("CI", "1")
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("cannot run cargo xtask");
+    // `cargo run` replaces itself with the program (exec), so the signal reaches xtask.
+    let pid = child.id().to_string();
+    let stdout = child.stdout.take().unwrap();
+    let stdout = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::BufReader::new(stdout).read_to_string(&mut text);
+        text
+    });
+    let mut text = String::new();
+    let mut sent = false;
+    for line in std::io::BufReader::new(child.stderr.take().unwrap()).lines() {
+        let Ok(line) = line else { break };
+        if !sent && line.contains(trigger) {
+            let kill = Command::new("kill").args(["-INT", &pid]).status();
+            assert!(
+                kill.is_ok_and(|s| s.success()),
+                "cannot send SIGINT to {pid}"
+            );
+            sent = true;
+        }
+        text.push_str(&line);
+        text.push('\n');
+    }
+    let status = child.wait().expect("cargo xtask did not end");
+    text.push_str(&stdout.join().unwrap());
+    eprintln!(
+        "---- cargo xtask {} (interrupted) ----\n{text}",
+        args.join(" ")
+    );
+    (sent.then(|| status.code()).flatten(), text)
+}
+
 pub fn value_after<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
     text.lines()
         .find_map(|l| l.strip_prefix(prefix))

@@ -1,5 +1,5 @@
 //! Change sets: create one, wait until CloudFormation has computed it, then execute or delete it.
-//! Every change set made but not yet executed or deleted is registered, so Ctrl-C can clean up.
+//! Every change set made but not yet executed or deleted is recorded, so Ctrl-C can clean up.
 
 use std::time::Duration;
 
@@ -15,30 +15,6 @@ use crate::aws::aws_error;
 /// True when a FAILED change set only means "nothing to do".
 pub fn is_empty_change_set(reason: &str) -> bool {
     reason.contains("didn't contain changes") || reason.contains("No updates are to be performed")
-}
-
-/// Change sets created but neither executed nor deleted yet, so an interrupt can clean them up.
-static PENDING: std::sync::Mutex<Vec<(Client, String, String)>> = std::sync::Mutex::new(Vec::new());
-
-/// Delete every change set still pending (on Ctrl-C); returns how many there were.
-pub async fn delete_pending_change_sets() -> usize {
-    let pending: Vec<_> = std::mem::take(&mut *PENDING.lock().unwrap());
-    for (cfn, stack, name) in &pending {
-        let _ = cfn
-            .delete_change_set()
-            .stack_name(stack)
-            .change_set_name(name)
-            .send()
-            .await;
-    }
-    pending.len()
-}
-
-fn forget_pending(stack: &str, name: &str) {
-    PENDING
-        .lock()
-        .unwrap()
-        .retain(|(_, s, n)| !(s == stack && n == name));
 }
 
 pub(super) fn change_row(change: &Change) -> Option<ChangeRow> {
@@ -74,6 +50,8 @@ impl<'a> ChangeSet<'a> {
         imports: &[Import],
     ) -> Result<ChangeSet<'a>> {
         let name = format!("xtask-{}", crate::aws::now_ms());
+        // Any change set but an update's makes the stack too (empty, REVIEW_IN_PROGRESS).
+        let new_stack = kind != ChangeSetType::Update;
         let parameters = stack
             .parameters
             .iter()
@@ -118,10 +96,7 @@ impl<'a> ChangeSet<'a> {
                     stack.name
                 )
             })?;
-        PENDING
-            .lock()
-            .unwrap()
-            .push((cfn.clone(), stack.name.clone(), name.clone()));
+        crate::interrupt::change_set_created(cfn, &stack.name, &name, new_stack);
         Ok(ChangeSet {
             cfn,
             stack: stack.name.clone(),
@@ -173,7 +148,7 @@ impl<'a> ChangeSet<'a> {
     }
 
     pub(super) async fn execute(&self) -> Result<()> {
-        forget_pending(&self.stack, &self.name);
+        crate::interrupt::change_set_settled(&self.stack, &self.name);
         self.cfn
             .execute_change_set()
             .stack_name(&self.stack)
@@ -185,15 +160,18 @@ impl<'a> ChangeSet<'a> {
         Ok(())
     }
 
-    /// Best effort: an undeleted change set is harmless clutter.
     pub(super) async fn delete(&self) {
-        forget_pending(&self.stack, &self.name);
-        let _ = self
-            .cfn
-            .delete_change_set()
-            .stack_name(&self.stack)
-            .change_set_name(&self.name)
-            .send()
-            .await;
+        crate::interrupt::change_set_settled(&self.stack, &self.name);
+        delete(self.cfn, &self.stack, &self.name).await;
     }
+}
+
+/// Best effort: an undeleted change set is harmless clutter.
+pub async fn delete(cfn: &Client, stack: &str, name: &str) {
+    let _ = cfn
+        .delete_change_set()
+        .stack_name(stack)
+        .change_set_name(name)
+        .send()
+        .await;
 }
