@@ -79,15 +79,18 @@ pub async fn run(root: &Path, cmd: flags::Deploy) -> Result<()> {
     phases.push(("ecs stack", t.elapsed(), describe(&ecs).to_owned()));
 
     let t = Instant::now();
-    let output = |key: &str| {
-        ecs.outputs.get(key).cloned().with_context(|| {
-            format!(
-                "stack {} has no {key} output: deploy it again",
-                s.env.stack_name(StackKind::Ecs)
-            )
-        })
+    let missing_output = |key: &str| {
+        anyhow::anyhow!(
+            "stack {} has no {key} output: deploy it again",
+            s.env.stack_name(StackKind::Ecs)
+        )
     };
-    let (cluster, service_name) = (output("ClusterName")?, output("ServiceName")?);
+    let service::StackService {
+        cluster,
+        name: service_name,
+        ..
+    } = service::StackService::from_outputs(&ecs.outputs)
+        .ok_or_else(|| missing_output("ClusterName or ServiceName"))?;
     let stability = if s.local {
         if ecs.outcome == Outcome::Updated {
             fakecloud::replace_service_tasks(&s.clients.ecs, &s.ui, &cluster, &service_name)
@@ -118,7 +121,13 @@ pub async fn run(root: &Path, cmd: flags::Deploy) -> Result<()> {
 
     let local_url = if s.local {
         let t = Instant::now();
-        let url = wait_for_local_url(&s, &output("LoadBalancerArn")?).await?;
+        let url = wait_for_local_url(
+            &s,
+            ecs.outputs
+                .get("LoadBalancerArn")
+                .ok_or_else(|| missing_output("LoadBalancerArn"))?,
+        )
+        .await?;
         phases.push((
             "local health check",
             t.elapsed(),
