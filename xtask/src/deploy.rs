@@ -10,7 +10,7 @@ use crate::flags;
 use crate::project::{Environment, StackKind};
 use crate::registry::human_bytes;
 use crate::session::Session;
-use crate::stack::{self, ChangeRow, Deployed, Import, Outcome, Stack};
+use crate::stack::{self, ChangeRow, Deployed, Import, Outcome, Replacement, Stack};
 use crate::ui::{format_duration, Ui};
 use crate::{fakecloud, push_image, service};
 
@@ -286,18 +286,24 @@ async fn adopt_kept_repository(s: &Session, settings: &stack::Settings<'_>) -> R
 
 /// The question before a change set runs, calling out what it replaces or removes.
 fn question(stack: &Stack, rows: &[ChangeRow]) -> String {
-    let destructive = rows
-        .iter()
-        .filter(|r| r.replacement || r.action == "Remove")
-        .count();
+    let count = |keep: &dyn Fn(&ChangeRow) -> bool| rows.iter().filter(|r| keep(r)).count();
+    let destructive = count(&|r| r.replacement == Replacement::Yes || r.action == "Remove");
+    let maybe = count(&|r| r.replacement == Replacement::Maybe && r.action != "Remove");
+    let mut notes = Vec::new();
+    if destructive > 0 {
+        notes.push(format!("{destructive} replace or remove a resource"));
+    }
+    if maybe > 0 {
+        notes.push(format!("{maybe} may replace one"));
+    }
     format!(
         "Apply {} change(s) to stack {}{}?",
         rows.len(),
         stack.name,
-        if destructive > 0 {
-            format!(" ({destructive} replace or remove a resource)")
-        } else {
+        if notes.is_empty() {
             String::new()
+        } else {
+            format!(" ({})", notes.join(", "))
         }
     )
 }
@@ -348,7 +354,7 @@ mod tests {
 
     #[test]
     fn the_question_counts_replacements_and_removals() {
-        let row = |action: &str, replacement: bool| ChangeRow {
+        let row = |action: &str, replacement| ChangeRow {
             logical_id: "X".into(),
             resource_type: "AWS::X".into(),
             action: action.into(),
@@ -362,19 +368,20 @@ mod tests {
             tags: vec![],
         };
         assert_eq!(
-            question(&stack, &[row("Add", false)]),
+            question(&stack, &[row("Add", Replacement::No)]),
             "Apply 1 change(s) to stack p-dev-ecs?"
         );
         assert_eq!(
             question(
                 &stack,
                 &[
-                    row("Modify", true),
-                    row("Remove", false),
-                    row("Modify", false)
+                    row("Modify", Replacement::Yes),
+                    row("Remove", Replacement::No),
+                    row("Modify", Replacement::No),
+                    row("Modify", Replacement::Maybe),
                 ]
             ),
-            "Apply 3 change(s) to stack p-dev-ecs (2 replace or remove a resource)?"
+            "Apply 4 change(s) to stack p-dev-ecs (2 replace or remove a resource, 1 may replace one)?"
         );
     }
 

@@ -69,10 +69,12 @@ pub fn render(stacks: &[(String, Vec<ChangeRow>)]) -> String {
             "resource", "type", "action", "replacement"
         ));
         for r in rows {
-            let replacement = if r.replacement { "yes" } else { "no" };
             out.push_str(&format!(
-                "  {:<28} {:<44} {:<8} {replacement}\n",
-                r.logical_id, r.resource_type, r.action
+                "  {:<28} {:<44} {:<8} {}\n",
+                r.logical_id,
+                r.resource_type,
+                r.action,
+                r.replacement.word()
             ));
         }
     }
@@ -82,6 +84,7 @@ pub fn render(stacks: &[(String, Vec<ChangeRow>)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stack::Replacement;
 
     #[test]
     fn the_table_names_resource_action_and_replacement() {
@@ -89,7 +92,7 @@ mod tests {
             logical_id: "TaskDefinition".into(),
             resource_type: "AWS::ECS::TaskDefinition".into(),
             action: "Modify".into(),
-            replacement: true,
+            replacement: Replacement::Yes,
         };
         let text = render(&[
             ("p-dev-vpc".into(), vec![]),

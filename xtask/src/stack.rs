@@ -59,7 +59,26 @@ pub struct ChangeRow {
     pub logical_id: String,
     pub resource_type: String,
     pub action: String,
-    pub replacement: bool,
+    pub replacement: Replacement,
+}
+
+/// Whether a change replaces the resource (a new physical resource, the old one deleted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replacement {
+    No,
+    /// CloudFormation's `Conditional`: it depends on a value known only when the change runs.
+    Maybe,
+    Yes,
+}
+
+impl Replacement {
+    pub fn word(self) -> &'static str {
+        match self {
+            Replacement::No => "no",
+            Replacement::Maybe => "maybe",
+            Replacement::Yes => "yes",
+        }
+    }
 }
 
 /// An existing resource to bring under a new stack (a CloudFormation IMPORT).
@@ -311,10 +330,10 @@ async fn run_change_set(
             row.logical_id,
             row.resource_type,
             row.action,
-            if row.replacement {
-                " (replacement)"
-            } else {
-                ""
+            match row.replacement {
+                Replacement::No => "",
+                Replacement::Maybe => " (may replace)",
+                Replacement::Yes => " (replacement)",
             }
         ));
     }

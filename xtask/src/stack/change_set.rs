@@ -9,7 +9,7 @@ use aws_sdk_cloudformation::types::{
 };
 use aws_sdk_cloudformation::Client;
 
-use super::{ChangeRow, Import, Stack};
+use super::{ChangeRow, Import, Replacement, Stack};
 use crate::aws::aws_error;
 
 /// True when a FAILED change set only means "nothing to do".
@@ -26,7 +26,11 @@ pub(super) fn change_row(change: &Change) -> Option<ChangeRow> {
             .action()
             .map(|a| a.as_str().to_owned())
             .unwrap_or_default(),
-        replacement: rc.replacement().is_some_and(|r| r.as_str() != "False"),
+        replacement: match rc.replacement() {
+            Some(aws_sdk_cloudformation::types::Replacement::True) => Replacement::Yes,
+            Some(aws_sdk_cloudformation::types::Replacement::Conditional) => Replacement::Maybe,
+            _ => Replacement::No,
+        },
     })
 }
 

@@ -57,6 +57,28 @@ fn empty_change_sets_are_recognised() {
 }
 
 #[test]
+fn conditional_replacements_are_maybe_not_yes() {
+    use aws_sdk_cloudformation::types::{Replacement as Cfn, ResourceChange};
+    let row = |r: Option<Cfn>| {
+        let change = Change::builder()
+            .resource_change(
+                ResourceChange::builder()
+                    .logical_resource_id("Bucket")
+                    .resource_type("AWS::S3::Bucket")
+                    .action(aws_sdk_cloudformation::types::ChangeAction::Modify)
+                    .set_replacement(r)
+                    .build(),
+            )
+            .build();
+        super::change_set::change_row(&change).unwrap().replacement
+    };
+    assert_eq!(row(Some(Cfn::True)), Replacement::Yes);
+    assert_eq!(row(Some(Cfn::Conditional)), Replacement::Maybe);
+    assert_eq!(row(Some(Cfn::False)), Replacement::No);
+    assert_eq!(row(None), Replacement::No);
+}
+
+#[test]
 fn progress_classifies_terminal_states() {
     assert_eq!(progress("CREATE_COMPLETE"), Progress::Succeeded);
     assert_eq!(
