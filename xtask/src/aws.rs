@@ -6,13 +6,16 @@ use aws_sdk_cloudformation::config::{Credentials, ProvideCredentials};
 
 use crate::fakecloud;
 
+pub mod query;
+
 /// The clients a command needs, built from one `SdkConfig`.
 #[derive(Clone)]
 pub struct Clients {
     pub cfn: aws_sdk_cloudformation::Client,
     pub ecr: aws_sdk_ecr::Client,
     pub ecs: aws_sdk_ecs::Client,
-    pub ec2: aws_sdk_ec2::Client,
+    /// EC2's Query API, for the one action we need (see `query.rs`).
+    pub ec2: query::QueryClient,
     pub logs: aws_sdk_cloudwatchlogs::Client,
 }
 
@@ -22,7 +25,7 @@ impl Clients {
             cfn: aws_sdk_cloudformation::Client::new(config),
             ecr: aws_sdk_ecr::Client::new(config),
             ecs: aws_sdk_ecs::Client::new(config),
-            ec2: aws_sdk_ec2::Client::new(config),
+            ec2: query::QueryClient::new(config, "ec2", "2016-11-15"),
             logs: aws_sdk_cloudwatchlogs::Client::new(config),
         }
     }

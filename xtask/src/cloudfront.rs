@@ -1,10 +1,8 @@
 //! CloudFront in front of the load balancer: the id of the AWS-managed origin-facing prefix list,
 //! which CloudFormation cannot look up by name, so the ALB security group can admit only CloudFront.
 
+use crate::aws::query::{xml_values, QueryClient};
 use anyhow::{Context, Result};
-use aws_sdk_ec2::types::Filter;
-
-use crate::aws::aws_error;
 
 pub const ORIGIN_FACING_PREFIX_LIST: &str = "com.amazonaws.global.cloudfront.origin-facing";
 
@@ -16,18 +14,24 @@ pub fn enabled(ecs_parameters: &std::collections::BTreeMap<String, String>) -> b
 }
 
 /// The region's id of `com.amazonaws.global.cloudfront.origin-facing` (`pl-...`).
-pub async fn origin_facing_prefix_list(ec2: &aws_sdk_ec2::Client) -> Result<String> {
-    let out = ec2
-        .describe_managed_prefix_lists()
-        .filters(Filter::builder().name("prefix-list-name").values(ORIGIN_FACING_PREFIX_LIST).build())
-        .send()
+pub async fn origin_facing_prefix_list(ec2: &QueryClient) -> Result<String> {
+    let answer = ec2
+        .call(
+            "DescribeManagedPrefixLists",
+            &[
+                ("Filter.1.Name", "prefix-list-name"),
+                ("Filter.1.Value.1", ORIGIN_FACING_PREFIX_LIST),
+            ],
+        )
         .await
-        .map_err(aws_error)
         .context("cannot look up CloudFront's origin-facing prefix list (ec2:DescribeManagedPrefixLists)")?;
-    out.prefix_lists()
-        .iter()
-        .find_map(|p| p.prefix_list_id())
-        .map(str::to_owned)
+    prefix_list_id(&answer)
+}
+
+fn prefix_list_id(answer: &str) -> Result<String> {
+    xml_values(answer, "prefixListId")
+        .into_iter()
+        .next()
         .with_context(|| {
             format!(
                 "this region has no {ORIGIN_FACING_PREFIX_LIST} prefix list: set `CloudFrontEnabled: false` \
@@ -39,10 +43,6 @@ pub async fn origin_facing_prefix_list(ec2: &aws_sdk_ec2::Client) -> Result<Stri
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mock::mock_sdk;
-    use aws_sdk_ec2::operation::describe_managed_prefix_lists::DescribeManagedPrefixListsOutput;
-    use aws_sdk_ec2::types::ManagedPrefixList;
-    use aws_smithy_mocks::mock;
 
     #[test]
     fn cloudfront_is_on_unless_switched_off() {
@@ -54,39 +54,20 @@ mod tests {
         assert!(!enabled(&p));
     }
 
-    #[tokio::test]
-    async fn looks_the_list_up_by_name() {
-        let rule = mock!(aws_sdk_ec2::Client::describe_managed_prefix_lists)
-            .match_requests(|r| {
-                r.filters()
-                    .iter()
-                    .any(|f| f.values().iter().any(|v| v == ORIGIN_FACING_PREFIX_LIST))
-            })
-            .then_output(|| {
-                DescribeManagedPrefixListsOutput::builder()
-                    .prefix_lists(
-                        ManagedPrefixList::builder()
-                            .prefix_list_id("pl-3b927c52")
-                            .build(),
-                    )
-                    .build()
-            });
-        let ec2 = mock_sdk!(aws_sdk_ec2, [&rule]);
-        assert_eq!(
-            origin_facing_prefix_list(&ec2).await.unwrap(),
-            "pl-3b927c52"
-        );
+    #[test]
+    fn the_id_is_read_from_the_answer() {
+        // As EC2 answers (trimmed).
+        let answer = r#"<DescribeManagedPrefixListsResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">
+            <requestId>1</requestId><prefixListSet><item><prefixListId>pl-3b927c52</prefixListId>
+            <prefixListName>com.amazonaws.global.cloudfront.origin-facing</prefixListName></item></prefixListSet>
+            </DescribeManagedPrefixListsResponse>"#;
+        assert_eq!(prefix_list_id(answer).unwrap(), "pl-3b927c52");
     }
 
-    #[tokio::test]
-    async fn a_region_without_the_list_says_how_to_switch_cloudfront_off() {
-        let rule = mock!(aws_sdk_ec2::Client::describe_managed_prefix_lists)
-            .then_output(|| DescribeManagedPrefixListsOutput::builder().build());
-        let ec2 = mock_sdk!(aws_sdk_ec2, [&rule]);
-        let err = origin_facing_prefix_list(&ec2)
-            .await
-            .unwrap_err()
-            .to_string();
+    #[test]
+    fn a_region_without_the_list_says_how_to_switch_cloudfront_off() {
+        let empty = "<DescribeManagedPrefixListsResponse><prefixListSet/></DescribeManagedPrefixListsResponse>";
+        let err = prefix_list_id(empty).unwrap_err().to_string();
         assert!(err.contains("CloudFrontEnabled: false"), "{err}");
     }
 }
