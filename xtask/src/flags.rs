@@ -6,6 +6,7 @@ use clap::{Args, Parser, Subcommand};
 ///
 /// Credentials, region and endpoint come from the standard AWS chain (AWS_PROFILE, AWS_REGION,
 /// AWS_ENDPOINT_URL, ~/.aws/config, SSO, ...). `--local` targets fakecloud on 127.0.0.1:4566 instead.
+/// XTASK_POLL_SECONDS sets how often progress is polled (default 3, or 0.5 with --local).
 #[derive(Debug, Parser)]
 #[command(
     name = "cargo xtask",

@@ -52,20 +52,31 @@ impl QueryClient {
             .context("cannot get AWS credentials")?;
         let mut form = vec![("Action", action), ("Version", self.version)];
         form.extend_from_slice(params);
-        let request = signed_request(
-            &Signing {
-                endpoint: &endpoint,
-                service: self.service,
-                region: &region,
-                credentials: &credentials,
-                time: SystemTime::now(),
-                user_agent: USER_AGENT,
-            },
-            form_encode(&form),
-        )?;
-        let (status, body) = send(request)
-            .await
-            .with_context(|| format!("cannot reach {endpoint}"))?;
+        let form = form_encode(&form);
+        let mut attempt = 1;
+        let (status, body) = loop {
+            let request = signed_request(
+                &Signing {
+                    endpoint: &endpoint,
+                    service: self.service,
+                    region: &region,
+                    credentials: &credentials,
+                    time: SystemTime::now(),
+                    user_agent: USER_AGENT,
+                },
+                form.clone(),
+            )?;
+            let answer = send(request).await;
+            let transient = match &answer {
+                Err(_) => true,
+                Ok((status, body)) => *status >= 500 || is_throttling(body),
+            };
+            if !transient || attempt == ATTEMPTS {
+                break answer.with_context(|| format!("cannot reach {endpoint}"))?;
+            }
+            tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+            attempt += 1;
+        };
         if status != 200 {
             let first = |tag| xml_values(&body, tag).into_iter().next();
             match (first("Code"), first("Message")) {
@@ -75,6 +86,19 @@ impl QueryClient {
         }
         Ok(body)
     }
+}
+
+/// Attempts per call, like the SDK's standard retry mode: transport errors, throttling and server
+/// errors are tried again after a short, growing pause.
+const ATTEMPTS: u32 = 3;
+
+fn is_throttling(body: &str) -> bool {
+    xml_values(body, "Code").iter().any(|code| {
+        matches!(
+            code.as_str(),
+            "Throttling" | "ThrottlingException" | "RequestLimitExceeded" | "RequestThrottled"
+        )
+    })
 }
 
 /// Where requests go: the configured endpoint (`AWS_ENDPOINT_URL_<SERVICE>`, `AWS_ENDPOINT_URL`,
@@ -292,36 +316,46 @@ mod tests {
         assert!(xml_values(xml, "Nothing").is_empty());
     }
 
-    /// A one-shot HTTP server: answers `status` and `body`, returns the request it received.
-    fn serve_once(status: &str, body: &str) -> (String, std::thread::JoinHandle<String>) {
+    /// An HTTP server giving `answers` (status line, body) to one connection each, in order;
+    /// returns the requests it received.
+    fn serve(answers: &[(&str, &str)]) -> (String, std::thread::JoinHandle<Vec<String>>) {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let answer = format!(
-            "HTTP/1.1 {status}\r\ncontent-type: text/xml\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-            body.len()
-        );
+        let answers: Vec<String> = answers
+            .iter()
+            .map(|(status, body)| {
+                format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: text/xml\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+            })
+            .collect();
         let handle = std::thread::spawn(move || {
-            let (mut s, _) = listener.accept().unwrap();
-            let mut received = Vec::new();
-            let mut buf = [0u8; 4096];
-            // Headers, then the body their content-length announces.
-            loop {
-                let n = s.read(&mut buf).unwrap();
-                received.extend_from_slice(&buf[..n]);
-                let text = String::from_utf8_lossy(&received).to_string();
-                if let Some((head, rest)) = text.split_once("\r\n\r\n") {
-                    let length: usize = head
-                        .lines()
-                        .find_map(|l| l.strip_prefix("content-length: "))
-                        .and_then(|v| v.parse().ok())
-                        .unwrap_or(0);
-                    if rest.len() >= length {
-                        break;
+            let mut requests = Vec::new();
+            for answer in answers {
+                let (mut s, _) = listener.accept().unwrap();
+                let mut received = Vec::new();
+                let mut buf = [0u8; 4096];
+                // Headers, then the body their content-length announces.
+                loop {
+                    let n = s.read(&mut buf).unwrap();
+                    received.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&received).to_string();
+                    if let Some((head, rest)) = text.split_once("\r\n\r\n") {
+                        let length: usize = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length: "))
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or(0);
+                        if rest.len() >= length {
+                            break;
+                        }
                     }
                 }
+                s.write_all(answer.as_bytes()).unwrap();
+                requests.push(String::from_utf8_lossy(&received).to_string());
             }
-            s.write_all(answer.as_bytes()).unwrap();
-            String::from_utf8_lossy(&received).to_string()
+            requests
         });
         (url, handle)
     }
@@ -342,13 +376,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_call_posts_the_signed_form_and_returns_the_answer() {
-        let (url, server) = serve_once("200 OK", "<R><prefixListId>pl-1</prefixListId></R>");
+        let (url, server) = serve(&[("200 OK", "<R><prefixListId>pl-1</prefixListId></R>")]);
         let xml = client(&url)
             .call("DescribeThings", &[("Filter.1.Name", "a b")])
             .await
             .unwrap();
         assert_eq!(xml_values(&xml, "prefixListId"), vec!["pl-1"]);
-        let request = server.join().unwrap();
+        let request = &server.join().unwrap()[0];
         assert!(request.starts_with("POST / HTTP/1.1"), "{request}");
         assert!(
             request.contains("authorization: AWS4-HMAC-SHA256 Credential=AKID/"),
@@ -362,15 +396,37 @@ mod tests {
 
     #[tokio::test]
     async fn a_service_error_becomes_its_code_and_message() {
-        let (url, server) = serve_once(
+        let (url, server) = serve(&[(
             "403 Forbidden",
             "<Response><Errors><Error><Code>UnauthorizedOperation</Code><Message>You are not authorized</Message></Error></Errors></Response>",
-        );
+        )]);
         let err = client(&url).call("DescribeThings", &[]).await.unwrap_err();
         assert_eq!(
             err.to_string(),
             "UnauthorizedOperation: You are not authorized"
         );
+        assert_eq!(
+            server.join().unwrap().len(),
+            1,
+            "a client error was retried"
+        );
+    }
+
+    #[tokio::test]
+    async fn throttling_and_server_errors_are_retried() {
+        let throttled = "<Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>slow down</Message></Error></Errors></Response>";
+        let (url, server) = serve(&[
+            ("503 Service Unavailable", ""),
+            ("400 Bad Request", throttled),
+            ("200 OK", "<R><prefixListId>pl-2</prefixListId></R>"),
+        ]);
+        let xml = client(&url).call("DescribeThings", &[]).await.unwrap();
+        assert_eq!(xml_values(&xml, "prefixListId"), vec!["pl-2"]);
+        assert_eq!(server.join().unwrap().len(), 3);
+
+        let (url, server) = serve(&[("500 Internal Server Error", ""); 3]);
+        let err = client(&url).call("DescribeThings", &[]).await.unwrap_err();
+        assert!(err.to_string().contains("answered HTTP 500"), "{err}");
         server.join().unwrap();
     }
 }
