@@ -323,10 +323,8 @@ fn the_reference_architecture_is_all_there() {
     }
 }
 
-rule!(
-    lb_only_cloudfront,
-    checks::load_balancer_admits_only_cloudfront,
-    r#"
+/// A load balancer open to the world exactly when CloudFront is on: it breaks two rules.
+const LB_OPEN_TO_THE_WORLD_WITH_CLOUDFRONT_ON: &str = r#"
 Resources:
   LbSg:
     Type: AWS::EC2::SecurityGroup
@@ -336,24 +334,19 @@ Resources:
   Lb:
     Type: AWS::ElasticLoadBalancingV2::LoadBalancer
     Properties: { SecurityGroups: [!Ref LbSg] }
-"#,
+"#;
+
+rule!(
+    lb_only_cloudfront,
+    checks::load_balancer_admits_only_cloudfront,
+    super::LB_OPEN_TO_THE_WORLD_WITH_CLOUDFRONT_ON,
     "LbSg (load balancer) must admit only the CloudFront prefix list"
 );
 
 rule!(
     open_when_cloudfront_on,
     checks::no_open_ingress_except_load_balancer,
-    r#"
-Resources:
-  LbSg:
-    Type: AWS::EC2::SecurityGroup
-    Properties:
-      SecurityGroupIngress:
-        - !If [UseCloudFront, { IpProtocol: tcp, FromPort: 80, ToPort: 80, CidrIp: 0.0.0.0/0 }, !Ref AWS::NoValue]
-  Lb:
-    Type: AWS::ElasticLoadBalancingV2::LoadBalancer
-    Properties: { SecurityGroups: [!Ref LbSg] }
-"#,
+    super::LB_OPEN_TO_THE_WORLD_WITH_CLOUDFRONT_ON,
     "only when CloudFront is off"
 );
 

@@ -213,6 +213,17 @@ mod with_mocked_cloudformation {
 
     const FAST: Duration = Duration::ZERO;
 
+    /// `CreateChangeSet` succeeds (only for change sets of `kind`, when given).
+    fn create_change_set_ok(kind: Option<ChangeSetType>) -> aws_smithy_mocks::Rule {
+        mock!(Client::create_change_set)
+            .match_requests(move |r| kind.is_none() || r.change_set_type() == kind.as_ref())
+            .then_output(|| CreateChangeSetOutput::builder().build())
+    }
+
+    fn no_new_events() -> aws_smithy_mocks::Rule {
+        mock!(Client::describe_stack_events).then_output(|| events(vec![]))
+    }
+
     fn execute_ok() -> aws_smithy_mocks::Rule {
         mock!(Client::execute_change_set).then_output(|| ExecuteChangeSetOutput::builder().build())
     }
@@ -247,9 +258,7 @@ mod with_mocked_cloudformation {
     #[tokio::test]
     async fn a_change_set_without_changes_is_success_and_executes_nothing() {
         let describe = mock!(Client::describe_stacks).then_output(|| existing("CREATE_COMPLETE"));
-        let create = mock!(Client::create_change_set)
-            .match_requests(|r| r.change_set_type() == Some(&ChangeSetType::Update))
-            .then_output(|| CreateChangeSetOutput::builder().build());
+        let create = create_change_set_ok(Some(ChangeSetType::Update));
         let ready = mock!(Client::describe_change_set).then_output(|| {
             DescribeChangeSetOutput::builder()
                 .status(ChangeSetStatus::Failed)
@@ -379,8 +388,7 @@ mod with_mocked_cloudformation {
             .output(|| existing("CREATE_COMPLETE"))
             .output(|| existing("UPDATE_ROLLBACK_COMPLETE"))
             .build();
-        let create = mock!(Client::create_change_set)
-            .then_output(|| CreateChangeSetOutput::builder().build());
+        let create = create_change_set_ok(None);
         let ready = ready_rule();
         let stack_events = mock!(Client::describe_stack_events)
             .sequence()
@@ -438,11 +446,9 @@ mod with_mocked_cloudformation {
             .build();
         let delete =
             mock!(Client::delete_stack).then_output(|| DeleteStackOutput::builder().build());
-        let create = mock!(Client::create_change_set)
-            .match_requests(|r| r.change_set_type() == Some(&ChangeSetType::Create))
-            .then_output(|| CreateChangeSetOutput::builder().build());
+        let create = create_change_set_ok(Some(ChangeSetType::Create));
         let ready = ready_rule();
-        let stack_events = mock!(Client::describe_stack_events).then_output(|| events(vec![]));
+        let stack_events = no_new_events();
         let execute = execute_ok();
         let cfn = mock_sdk!(
             aws_sdk_cloudformation,
@@ -473,11 +479,9 @@ mod with_mocked_cloudformation {
             .output(|| existing("UPDATE_IN_PROGRESS"))
             .output(|| existing("UPDATE_COMPLETE"))
             .build();
-        let create = mock!(Client::create_change_set)
-            .match_requests(|r| r.change_set_type() == Some(&ChangeSetType::Update))
-            .then_output(|| CreateChangeSetOutput::builder().build());
+        let create = create_change_set_ok(Some(ChangeSetType::Update));
         let ready = ready_rule();
-        let stack_events = mock!(Client::describe_stack_events).then_output(|| events(vec![]));
+        let stack_events = no_new_events();
         let execute = execute_ok();
         let cfn = mock_sdk!(
             aws_sdk_cloudformation,
@@ -505,8 +509,7 @@ mod with_mocked_cloudformation {
     async fn no_wait_refuses_a_busy_stack_and_changes_nothing() {
         let describe =
             mock!(Client::describe_stacks).then_output(|| existing("UPDATE_IN_PROGRESS"));
-        let create = mock!(Client::create_change_set)
-            .then_output(|| CreateChangeSetOutput::builder().build());
+        let create = create_change_set_ok(None);
         let cfn = mock_sdk!(
             aws_sdk_cloudformation,
             [&older_template(), &describe, &create]
@@ -547,7 +550,7 @@ mod with_mocked_cloudformation {
             .output(|| existing("IMPORT_IN_PROGRESS"))
             .output(|| existing("IMPORT_COMPLETE"))
             .build();
-        let stack_events = mock!(Client::describe_stack_events).then_output(|| events(vec![]));
+        let stack_events = no_new_events();
         let execute = execute_ok();
         let cfn = mock_sdk!(
             aws_sdk_cloudformation,
@@ -574,8 +577,7 @@ mod with_mocked_cloudformation {
     async fn update_rollback_failed_stops_before_any_change() {
         let describe =
             mock!(Client::describe_stacks).then_output(|| existing("UPDATE_ROLLBACK_FAILED"));
-        let create = mock!(Client::create_change_set)
-            .then_output(|| CreateChangeSetOutput::builder().build());
+        let create = create_change_set_ok(None);
         let cfn = mock_sdk!(
             aws_sdk_cloudformation,
             [&older_template(), &describe, &create]
@@ -588,8 +590,7 @@ mod with_mocked_cloudformation {
     #[tokio::test]
     async fn a_refused_change_set_is_deleted_and_nothing_runs() {
         let describe = mock!(Client::describe_stacks).then_output(|| existing("CREATE_COMPLETE"));
-        let create = mock!(Client::create_change_set)
-            .then_output(|| CreateChangeSetOutput::builder().build());
+        let create = create_change_set_ok(None);
         let ready = ready_rule();
         let delete = delete_change_set_ok();
         let execute = execute_ok();
@@ -661,8 +662,7 @@ mod with_mocked_cloudformation {
                 .template_body(body.clone())
                 .build()
         });
-        let create = mock!(Client::create_change_set)
-            .then_output(|| CreateChangeSetOutput::builder().build());
+        let create = create_change_set_ok(None);
         let cfn = mock_sdk!(aws_sdk_cloudformation, [&describe, &template, &create]);
         let deployed = run(&cfn, &with_params).await.unwrap();
         assert_eq!(deployed.outcome, Outcome::NoChanges);
