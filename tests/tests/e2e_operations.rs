@@ -1,4 +1,5 @@
-//! End to end, day 2: `diff` (0, then 1 after a parameter change), Ctrl-C during a rollout,
+//! End to end, day 2: `diff` (0, then 1 after a parameter change), Ctrl-C during a rollout and
+//! at a question,
 //! `logs` (the replaced task's start and graceful drain), `status --json`, `destroy` (stacks gone, images kept), and a failed
 //! first create followed by a successful deploy. Runs
 //! in its own environment (`infra/env/e2eops.yaml`, written and removed by the test).
@@ -157,6 +158,18 @@ fn diff_status_destroy_and_recovery_from_a_failed_create() {
         .unwrap()
         .starts_with("sha256:"));
     assert!(report["url"].as_str().unwrap().starts_with("https://"));
+
+    // Ctrl-C at destroy's question, on a terminal: exit 130 and nothing deleted.
+    let (code, text) = xtask_in_terminal(&["destroy", "--env", ENV, "--local"], "\x03");
+    assert_eq!(code, Some(130), "Ctrl-C at the question: {text}");
+    assert!(text.contains("interrupted: stopped"), "{text}");
+    let states = rt.block_on(stack_states(&aws, &prefix));
+    assert!(
+        states
+            .iter()
+            .all(|(_, status, _)| !status.starts_with("DELETE")),
+        "an interrupted destroy deleted something: {states:?}"
+    );
 
     // destroy: stacks gone, the repository and its images kept.
     let (out, text) = run(&["destroy", "--yes"]);

@@ -39,9 +39,12 @@ pub async fn run(root: &Path, cmd: flags::Deploy) -> Result<()> {
     let s = Session::with_env(root, env, &cmd.target, ui).await?;
     let ask = !cmd.yes && !s.local;
     // Without a terminal there is nobody to ask: the change sets run (the table is printed).
-    let approve = |stack: &Stack, rows: &[ChangeRow]| -> bool {
-        !ask || s.ui.confirm(&question(stack, rows)).unwrap_or(true)
-    };
+    let ui = &s.ui;
+    let approve =
+        |stack: &Stack, rows: &[ChangeRow]| -> futures_util::future::BoxFuture<'_, bool> {
+            let question = question(stack, rows);
+            Box::pin(async move { !ask || ui.confirm(&question).await.unwrap_or(true) })
+        };
     let settings = stack::Settings {
         poll: s.poll,
         wait_if_busy: !cmd.no_wait,

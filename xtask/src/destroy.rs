@@ -30,7 +30,7 @@ pub async fn run(root: &Path, cmd: flags::Destroy) -> Result<()> {
                 ""
             }
         );
-        match s.ui.confirm(&what) {
+        match s.ui.confirm(&what).await {
             Some(true) => {}
             Some(false) => bail!("destroy cancelled: nothing was deleted"),
             None => bail!("destroy deletes the environment's stacks and there is no terminal to confirm on: pass --yes"),

@@ -112,9 +112,12 @@ pub async fn run<T>(
         let still_running = l.underway.iter().map(|(_, what)| what.clone()).collect();
         (std::mem::take(&mut l.change_sets), still_running)
     };
+    // Biased, signal first: its handler is in place before `work` runs at all (a first poll of
+    // `work` can block for a while, e.g. building the app).
     let (change_sets, still_running) = tokio::select! {
-        done = LEDGER.scope(ledger.clone(), work) => return Ok(done),
+        biased;
         stopped = interrupted => stopped,
+        done = LEDGER.scope(ledger.clone(), work) => return Ok(done),
     };
     for c in &change_sets {
         crate::stack::delete_change_set(&c.cfn, &c.stack, &c.name).await;

@@ -27,8 +27,9 @@ pub struct Stack {
     pub tags: Vec<(String, String)>,
 }
 
-/// Decides whether a change set may run (a prompt on a terminal, always yes with `--yes`).
-pub type Approve<'a> = dyn Fn(&Stack, &[ChangeRow]) -> bool + Send + Sync + 'a;
+/// Decides whether a change set may run (a question on a terminal, always yes with `--yes`).
+pub type Approve<'a> =
+    dyn Fn(&Stack, &[ChangeRow]) -> futures_util::future::BoxFuture<'a, bool> + Send + Sync + 'a;
 
 /// How `deploy` behaves, as opposed to what it deploys.
 pub struct Settings<'a> {
@@ -338,7 +339,7 @@ async fn run_change_set(
         ));
     }
 
-    if !(settings.approve)(stack, &rows) {
+    if !(settings.approve)(stack, &rows).await {
         change_set.delete().await;
         bail!(
             "deployment of stack {} cancelled: nothing was changed",

@@ -150,17 +150,27 @@ impl Drop for Spinner {
 
 impl Ui {
     /// Ask a yes/no question on the terminal (spinners pause meanwhile). `None` when stdin is not
-    /// a terminal: we never wait for input that cannot come.
-    pub fn confirm(&self, question: &str) -> Option<bool> {
+    /// a terminal: we never wait for input that cannot come. The answer is read on a thread of its
+    /// own, so that Ctrl-C (handled by the runtime) still interrupts the command at the question.
+    pub async fn confirm(&self, question: &str) -> Option<bool> {
         if !std::io::stdin().is_terminal() {
             return None;
         }
-        Some(self.multi.suspend(|| {
-            eprint!("{question} [y/N] ");
+        let _ = self.multi.clear();
+        self.multi.set_draw_target(ProgressDrawTarget::hidden());
+        eprint!("{question} [y/N] ");
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        // Not tokio's blocking pool: the runtime would wait for this read before it could exit.
+        std::thread::spawn(move || {
             let mut answer = String::new();
             let _ = std::io::stdin().read_line(&mut answer);
-            matches!(answer.trim(), "y" | "Y" | "yes" | "YES")
-        }))
+            let _ = tx.send(answer);
+        });
+        let answer = rx.await.unwrap_or_default();
+        if self.live {
+            self.multi.set_draw_target(ProgressDrawTarget::stderr());
+        }
+        Some(matches!(answer.trim(), "y" | "Y" | "yes" | "YES"))
     }
 }
 

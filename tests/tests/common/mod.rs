@@ -132,6 +132,45 @@ pub fn xtask_interrupted(
     (sent.then(|| status.code()).flatten(), text)
 }
 
+/// `cargo xtask` on a terminal (a pty from `script`), typing `keys` once it asks a `[y/N]`
+/// question (`\x03` is Ctrl-C); returns its exit code and what the terminal showed.
+pub fn xtask_in_terminal(args: &[&str], keys: &str) -> (Option<i32>, String) {
+    let quoted: Vec<String> = std::iter::once(env!("CARGO"))
+        .chain(std::iter::once("xtask"))
+        .chain(args.iter().copied())
+        .map(|a| format!("'{a}'"))
+        .collect();
+    let mut child = Command::new("script")
+        .args(["-qec", &quoted.join(" "), "/dev/null"])
+        .current_dir(root())
+        .env_remove("CI")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("cannot run `script` (util-linux) for a terminal");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    let mut byte = [0u8; 1];
+    let mut typed = false;
+    while let Ok(1) = stdout.read(&mut byte) {
+        seen.push(byte[0]);
+        if !typed && seen.ends_with(b"[y/N] ") {
+            stdin.write_all(keys.as_bytes()).unwrap();
+            stdin.flush().unwrap();
+            typed = true;
+        }
+    }
+    drop(stdin);
+    let status = child.wait().expect("script did not end");
+    let text = String::from_utf8_lossy(&seen).into_owned();
+    eprintln!(
+        "---- cargo xtask {} (on a terminal) ----\n{text}",
+        args.join(" ")
+    );
+    (typed.then(|| status.code()).flatten(), text)
+}
+
 pub fn value_after<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
     text.lines()
         .find_map(|l| l.strip_prefix(prefix))

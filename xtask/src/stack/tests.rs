@@ -236,6 +236,11 @@ mod with_mocked_cloudformation {
         mock!(Client::describe_change_set).then_output(ready_with_one_change)
     }
 
+    /// Approves every change set.
+    fn yes(_: &Stack, _: &[ChangeRow]) -> futures_util::future::BoxFuture<'static, bool> {
+        Box::pin(async { true })
+    }
+
     fn settings<'a>(approve: &'a Approve<'a>) -> Settings<'a> {
         Settings {
             poll: FAST,
@@ -246,13 +251,7 @@ mod with_mocked_cloudformation {
 
     /// Deploy with instant polling, approving every change set.
     async fn run(cfn: &Client, stack: &Stack) -> Result<Deployed> {
-        deploy(
-            cfn,
-            stack,
-            &settings(&|_, _| true),
-            &Ui::new().spinner("test"),
-        )
-        .await
+        deploy(cfn, stack, &settings(&yes), &Ui::new().spinner("test")).await
     }
 
     #[tokio::test]
@@ -516,7 +515,7 @@ mod with_mocked_cloudformation {
         );
         let settings = Settings {
             wait_if_busy: false,
-            ..settings(&|_, _| true)
+            ..settings(&yes)
         };
         let err = deploy(&cfn, &stack(), &settings, &Ui::new().spinner("test"))
             .await
@@ -564,7 +563,7 @@ mod with_mocked_cloudformation {
             &cfn,
             &stack,
             &[super::import_of("Repo")],
-            &settings(&|_, _| true),
+            &settings(&yes),
             &Ui::new().spinner("test"),
         )
         .await
@@ -606,9 +605,9 @@ mod with_mocked_cloudformation {
             ]
         );
         let spinner = Ui::new().spinner("test");
-        let refuse = |_: &Stack, rows: &[ChangeRow]| {
+        let refuse = |_: &Stack, rows: &[ChangeRow]| -> futures_util::future::BoxFuture<'_, bool> {
             assert_eq!(rows[0].logical_id, "Vpc");
-            false
+            Box::pin(async { false })
         };
         let err = deploy(&cfn, &stack(), &settings(&refuse), &spinner)
             .await
