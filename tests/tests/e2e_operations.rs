@@ -10,26 +10,16 @@ use common::*;
 
 const ENV: &str = "e2eops";
 
-/// The environment file, removed again when the test ends (pass or fail).
-struct EnvFile(std::path::PathBuf);
-
-impl EnvFile {
-    fn write(ecs_params: &str) -> EnvFile {
-        let path = root().join("infra/env").join(format!("{ENV}.yaml"));
-        // Its own VPC range: fakecloud routes a load balancer to a task by the task's IP, so two
-        // local environments with the same range would take each other's targets down.
-        let text = format!(
-            "# written by tests/e2e_operations.rs\nproject: opsdemo\nstacks:\n  vpc:\n    VpcCidr: 10.42.0.0/16\n  ecs:\n{ecs_params}"
-        );
-        std::fs::write(&path, text).unwrap();
-        EnvFile(path)
-    }
-}
-
-impl Drop for EnvFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
+/// This test's environment file (removed again when dropped, pass or fail), with `ecs_params`.
+fn env_file(ecs_params: &str) -> EnvFile {
+    // Its own VPC range: fakecloud routes a load balancer to a task by the task's IP, so two
+    // local environments with the same range would take each other's targets down.
+    EnvFile::write(
+        ENV,
+        &format!(
+            "project: opsdemo\nstacks:\n  vpc:\n    VpcCidr: 10.42.0.0/16\n  ecs:\n{ecs_params}"
+        ),
+    )
 }
 
 fn run(args: &[&str]) -> (std::process::Output, String) {
@@ -47,12 +37,12 @@ fn diff_status_destroy_and_recovery_from_a_failed_create() {
     let aws = rt.block_on(fakecloud());
     let prefix = format!("opsdemo-{ENV}");
     // Start from nothing, whatever an earlier run left.
-    let _env = EnvFile::write("    LogRetentionDays: 30\n");
+    let _env = env_file("    LogRetentionDays: 30\n");
     let (out, _) = run(&["destroy", "--yes", "--delete-images"]);
     assert!(out.status.success(), "cleanup before the test failed");
 
     // A first create that fails (auto scaling with MinCount above MaxCount)...
-    let _env = EnvFile::write("    MinCount: \"3\"\n    MaxCount: \"2\"\n");
+    let _env = env_file("    MinCount: \"3\"\n    MaxCount: \"2\"\n");
     let (out, text) = run(&["deploy"]);
     assert!(
         !out.status.success(),
@@ -60,7 +50,7 @@ fn diff_status_destroy_and_recovery_from_a_failed_create() {
     );
     assert!(text.contains("error: "), "no one-line error: {text}");
     // ...then a fixed parameter file deploys.
-    let _env = EnvFile::write("    LogRetentionDays: 30\n");
+    let _env = env_file("    LogRetentionDays: 30\n");
     let (out, _) = run(&["deploy"]);
     assert!(
         out.status.success(),
@@ -74,7 +64,7 @@ fn diff_status_destroy_and_recovery_from_a_failed_create() {
         text.contains(&format!("{prefix}-ecs: no changes")),
         "{text}"
     );
-    let _env = EnvFile::write("    LogRetentionDays: 14\n");
+    let _env = env_file("    LogRetentionDays: 14\n");
     let (out, text) = run(&["diff"]);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(
@@ -160,7 +150,7 @@ fn diff_status_destroy_and_recovery_from_a_failed_create() {
     assert!(report["url"].as_str().unwrap().starts_with("https://"));
 
     // Ctrl-C at destroy's question, on a terminal: exit 130 and nothing deleted.
-    let (code, text) = xtask_in_terminal(&["destroy", "--env", ENV, "--local"], "\x03");
+    let (code, text) = xtask_in_terminal(&["destroy", "--env", ENV, "--local"], &[], "\x03");
     assert_eq!(code, Some(130), "Ctrl-C at the question: {text}");
     assert!(text.contains("interrupted: stopped"), "{text}");
     let states = rt.block_on(stack_states(&aws, &prefix));
@@ -179,20 +169,10 @@ fn diff_status_destroy_and_recovery_from_a_failed_create() {
         "{text}"
     );
     for stack in tests::STACKS {
-        let found = rt.block_on(
-            aws.cfn
-                .describe_stacks()
-                .stack_name(format!("{prefix}-{stack}"))
-                .send(),
+        assert!(
+            rt.block_on(stack_gone(&aws, &format!("{prefix}-{stack}"))),
+            "stack {prefix}-{stack} survived destroy"
         );
-        let gone = match found {
-            Err(_) => true,
-            Ok(o) => o
-                .stacks()
-                .iter()
-                .all(|s| s.stack_status().map(|s| s.as_str()) == Some("DELETE_COMPLETE")),
-        };
-        assert!(gone, "stack {prefix}-{stack} survived destroy");
     }
     let images = rt
         .block_on(aws.ecr.describe_images().repository_name(&prefix).send())

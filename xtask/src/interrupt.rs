@@ -1,6 +1,6 @@
 //! Ctrl-C: stop waiting, take back what only this run would leave behind (change sets not yet
 //! executed, and the empty stack a change set for a new stack makes), and say what keeps running
-//! in AWS and how to watch it.
+//! in AWS and how to watch it. A command that ends on an error cleans up the same way.
 //!
 //! The modules that start AWS operations record them here, in a ledger scoped to the command's
 //! task: `change_set_created`/`change_set_settled` around a change set's life, and an `Underway`
@@ -117,18 +117,26 @@ pub async fn run<T>(
     let (change_sets, still_running) = tokio::select! {
         biased;
         stopped = interrupted => stopped,
-        done = LEDGER.scope(ledger.clone(), work) => return Ok(done),
-    };
-    for c in &change_sets {
-        crate::stack::delete_change_set(&c.cfn, &c.stack, &c.name).await;
-        if c.new_stack {
-            let _ = c.cfn.delete_stack().stack_name(&c.stack).send().await;
+        done = LEDGER.scope(ledger.clone(), work) => {
+            // Work that ended on an error may have dropped a change set it never executed (the
+            // other stack of a concurrent pair, say): that is cleaned up too.
+            let left = std::mem::take(&mut ledger.lock().unwrap().change_sets);
+            delete_change_sets(&left).await;
+            return Ok(done);
         }
-    }
+    };
+    delete_change_sets(&change_sets).await;
     Err(Interrupted {
         deleted_change_sets: change_sets.len(),
         still_running,
     })
+}
+
+/// Delete change sets never executed, and the empty stacks the ones for new stacks made.
+async fn delete_change_sets(change_sets: &[PendingChangeSet]) {
+    for c in change_sets {
+        crate::stack::delete_change_set(&c.cfn, &c.stack, &c.name, c.new_stack).await;
+    }
 }
 
 /// What to tell the user; `watch` is the command that shows the environment (`cargo xtask status`).
@@ -207,6 +215,26 @@ mod tests {
             delete_stack.num_calls(),
             1,
             "the new stack's shell was not deleted"
+        );
+    }
+
+    #[tokio::test]
+    async fn work_that_ends_with_a_change_set_unexecuted_deletes_it() {
+        let delete_cs = mock!(Client::delete_change_set)
+            .then_output(|| DeleteChangeSetOutput::builder().build());
+        let cfn = mock_sdk!(aws_sdk_cloudformation, [&delete_cs]);
+        let work = async {
+            change_set_created(&cfn, "live", "abandoned", false);
+            "failed elsewhere"
+        };
+        assert_eq!(
+            run(work, std::future::pending()).await,
+            Ok("failed elsewhere")
+        );
+        assert_eq!(
+            delete_cs.num_calls(),
+            1,
+            "the abandoned change set was kept"
         );
     }
 

@@ -274,8 +274,6 @@ pub async fn import(
         Ok(Ready::Empty) => vec![],
         Err(e) => {
             change_set.delete().await;
-            // The failed import leaves an empty REVIEW_IN_PROGRESS stack behind.
-            let _ = cfn.delete_stack().stack_name(&stack.name).send().await;
             return Err(e);
         }
     };
@@ -534,10 +532,6 @@ pub async fn preview(cfn: &Client, stack: &Stack, poll: Duration) -> Result<Vec<
     let change_set = ChangeSet::create(cfn, stack, kind, &[]).await?;
     let ready = change_set.wait_ready(poll).await;
     change_set.delete().await;
-    if current.is_none() {
-        // A CREATE change set leaves a REVIEW_IN_PROGRESS stack shell behind.
-        let _ = cfn.delete_stack().stack_name(&stack.name).send().await;
-    }
     Ok(match ready? {
         Ready::Empty => vec![],
         Ready::Changes(changes) => changes.iter().filter_map(change_row).collect(),

@@ -14,6 +14,10 @@ pub struct Ui {
     multi: MultiProgress,
     live: bool,
     started: Instant,
+    /// One question at a time (vpc and ecr deploy concurrently, and each may ask).
+    asking: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// While a question waits for its answer, lines wait here instead of breaking into it.
+    held: std::sync::Arc<Mutex<Option<Vec<String>>>>,
 }
 
 impl Ui {
@@ -28,19 +32,33 @@ impl Ui {
             multi: MultiProgress::with_draw_target(target),
             live,
             started: Instant::now(),
+            asking: Default::default(),
+            held: Default::default(),
         }
     }
 
     /// A line above the spinners (or a plain line when not on a terminal).
     pub fn line(&self, text: impl AsRef<str>) {
-        if self.live {
-            let _ = self.multi.println(text.as_ref());
+        let text = if self.live {
+            text.as_ref().to_owned()
         } else {
-            eprintln!(
+            format!(
                 "[{:>6}] {}",
                 format_duration(self.started.elapsed()),
                 text.as_ref()
-            );
+            )
+        };
+        match self.held.lock().unwrap().as_mut() {
+            Some(held) => held.push(text),
+            None => self.print(&text),
+        }
+    }
+
+    fn print(&self, line: &str) {
+        if self.live {
+            let _ = self.multi.println(line);
+        } else {
+            eprintln!("{line}");
         }
     }
 
@@ -156,21 +174,55 @@ impl Ui {
         if !std::io::stdin().is_terminal() {
             return None;
         }
-        let _ = self.multi.clear();
-        self.multi.set_draw_target(ProgressDrawTarget::hidden());
-        eprint!("{question} [y/N] ");
+        let _one_at_a_time = self.asking.lock().await;
+        let mut open = OpenQuestion::ask(self, question);
         let (tx, rx) = tokio::sync::oneshot::channel();
         // Not tokio's blocking pool: the runtime would wait for this read before it could exit.
+        // (A question dropped unanswered leaves its reader blocked: that only happens when the
+        // command ends, on Ctrl-C or on another task's error.)
         std::thread::spawn(move || {
             let mut answer = String::new();
             let _ = std::io::stdin().read_line(&mut answer);
             let _ = tx.send(answer);
         });
         let answer = rx.await.unwrap_or_default();
-        if self.live {
-            self.multi.set_draw_target(ProgressDrawTarget::stderr());
-        }
+        open.answered = true;
+        drop(open);
         Some(matches!(answer.trim(), "y" | "Y" | "yes" | "YES"))
+    }
+}
+
+/// A question on the terminal: spinners hidden and other lines held back until it closes
+/// (answered, or dropped when the command ends), then shown again.
+struct OpenQuestion<'a> {
+    ui: &'a Ui,
+    answered: bool,
+}
+
+impl<'a> OpenQuestion<'a> {
+    fn ask(ui: &'a Ui, question: &str) -> OpenQuestion<'a> {
+        *ui.held.lock().unwrap() = Some(Vec::new());
+        let _ = ui.multi.clear();
+        ui.multi.set_draw_target(ProgressDrawTarget::hidden());
+        eprint!("{question} [y/N] ");
+        OpenQuestion {
+            ui,
+            answered: false,
+        }
+    }
+}
+
+impl Drop for OpenQuestion<'_> {
+    fn drop(&mut self) {
+        if !self.answered {
+            eprintln!();
+        }
+        if self.ui.live {
+            self.ui.multi.set_draw_target(ProgressDrawTarget::stderr());
+        }
+        for line in self.ui.held.lock().unwrap().take().unwrap_or_default() {
+            self.ui.print(&line);
+        }
     }
 }
 

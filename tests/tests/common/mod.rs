@@ -134,16 +134,17 @@ pub fn xtask_interrupted(
 
 /// `cargo xtask` on a terminal (a pty from `script`), typing `keys` once it asks a `[y/N]`
 /// question (`\x03` is Ctrl-C); returns its exit code and what the terminal showed.
-pub fn xtask_in_terminal(args: &[&str], keys: &str) -> (Option<i32>, String) {
+pub fn xtask_in_terminal(args: &[&str], env: &[(&str, &str)], keys: &str) -> (Option<i32>, String) {
     let quoted: Vec<String> = std::iter::once(env!("CARGO"))
         .chain(std::iter::once("xtask"))
         .chain(args.iter().copied())
         .map(|a| format!("'{a}'"))
         .collect();
-    let mut child = Command::new("script")
-        .args(["-qec", &quoted.join(" "), "/dev/null"])
+    let mut child = Command::new("timeout")
+        .args(["300", "script", "-qec", &quoted.join(" "), "/dev/null"])
         .current_dir(root())
         .env_remove("CI")
+        .envs(env.iter().copied())
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -169,6 +170,34 @@ pub fn xtask_in_terminal(args: &[&str], keys: &str) -> (Option<i32>, String) {
         args.join(" ")
     );
     (typed.then(|| status.code()).flatten(), text)
+}
+
+/// An environment file `infra/env/<name>.yaml` for one test, removed again when dropped.
+pub struct EnvFile(PathBuf);
+
+impl EnvFile {
+    pub fn write(name: &str, text: &str) -> EnvFile {
+        let path = root().join("infra/env").join(format!("{name}.yaml"));
+        std::fs::write(&path, format!("# written by an end-to-end test\n{text}")).unwrap();
+        EnvFile(path)
+    }
+}
+
+impl Drop for EnvFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// True when stack `name` does not exist (or is deleted).
+pub async fn stack_gone(aws: &Aws, name: &str) -> bool {
+    match aws.cfn.describe_stacks().stack_name(name).send().await {
+        Err(_) => true,
+        Ok(o) => o
+            .stacks()
+            .iter()
+            .all(|s| s.stack_status().map(|s| s.as_str()) == Some("DELETE_COMPLETE")),
+    }
 }
 
 pub fn value_after<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {

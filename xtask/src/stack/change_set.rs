@@ -44,6 +44,8 @@ pub(super) struct ChangeSet<'a> {
     cfn: &'a Client,
     stack: String,
     name: String,
+    /// Made for a stack that did not exist: CloudFormation made an empty stack for it too.
+    new_stack: bool,
 }
 
 impl<'a> ChangeSet<'a> {
@@ -105,6 +107,7 @@ impl<'a> ChangeSet<'a> {
             cfn,
             stack: stack.name.clone(),
             name,
+            new_stack,
         })
     }
 
@@ -164,18 +167,22 @@ impl<'a> ChangeSet<'a> {
         Ok(())
     }
 
+    /// Delete the change set, and the empty stack it made for a new stack.
     pub(super) async fn delete(&self) {
         crate::interrupt::change_set_settled(&self.stack, &self.name);
-        delete(self.cfn, &self.stack, &self.name).await;
+        delete(self.cfn, &self.stack, &self.name, self.new_stack).await;
     }
 }
 
-/// Best effort: an undeleted change set is harmless clutter.
-pub async fn delete(cfn: &Client, stack: &str, name: &str) {
+/// Best effort: an undeleted change set (or empty `REVIEW_IN_PROGRESS` stack) is harmless clutter.
+pub async fn delete(cfn: &Client, stack: &str, name: &str, new_stack: bool) {
     let _ = cfn
         .delete_change_set()
         .stack_name(stack)
         .change_set_name(name)
         .send()
         .await;
+    if new_stack {
+        let _ = cfn.delete_stack().stack_name(stack).send().await;
+    }
 }

@@ -588,35 +588,51 @@ mod with_mocked_cloudformation {
 
     #[tokio::test]
     async fn a_refused_change_set_is_deleted_and_nothing_runs() {
-        let describe = mock!(Client::describe_stacks).then_output(|| existing("CREATE_COMPLETE"));
-        let create = create_change_set_ok(None);
-        let ready = ready_rule();
-        let delete = delete_change_set_ok();
-        let execute = execute_ok();
-        let cfn = mock_sdk!(
-            aws_sdk_cloudformation,
-            [
-                &older_template(),
-                &describe,
-                &create,
-                &ready,
-                &delete,
-                &execute
-            ]
-        );
-        let spinner = Ui::new().spinner("test");
-        let refuse = |_: &Stack, rows: &[ChangeRow]| -> futures_util::future::BoxFuture<'_, bool> {
-            assert_eq!(rows[0].logical_id, "Vpc");
-            Box::pin(async { false })
-        };
-        let err = deploy(&cfn, &stack(), &settings(&refuse), &spinner)
-            .await
-            .unwrap_err();
-        assert!(
-            err.to_string().contains("cancelled: nothing was changed"),
-            "{err}"
-        );
-        assert_eq!((delete.num_calls(), execute.num_calls()), (1, 0));
+        // An existing stack keeps its stack; a new one loses the empty stack its change set made.
+        for exists in [true, false] {
+            let describe = if exists {
+                mock!(Client::describe_stacks).then_output(|| existing("CREATE_COMPLETE"))
+            } else {
+                mock!(Client::describe_stacks).then_error(missing)
+            };
+            let create = create_change_set_ok(None);
+            let ready = ready_rule();
+            let delete = delete_change_set_ok();
+            let delete_stack =
+                mock!(Client::delete_stack).then_output(|| DeleteStackOutput::builder().build());
+            let execute = execute_ok();
+            let cfn = mock_sdk!(
+                aws_sdk_cloudformation,
+                [
+                    &older_template(),
+                    &describe,
+                    &create,
+                    &ready,
+                    &delete,
+                    &delete_stack,
+                    &execute
+                ]
+            );
+            let spinner = Ui::new().spinner("test");
+            let refuse =
+                |_: &Stack, rows: &[ChangeRow]| -> futures_util::future::BoxFuture<'_, bool> {
+                    assert_eq!(rows[0].logical_id, "Vpc");
+                    Box::pin(async { false })
+                };
+            let err = deploy(&cfn, &stack(), &settings(&refuse), &spinner)
+                .await
+                .unwrap_err();
+            assert!(
+                err.to_string().contains("cancelled: nothing was changed"),
+                "{err}"
+            );
+            assert_eq!((delete.num_calls(), execute.num_calls()), (1, 0));
+            assert_eq!(
+                delete_stack.num_calls(),
+                usize::from(!exists),
+                "exists: {exists}"
+            );
+        }
     }
 
     #[tokio::test]
