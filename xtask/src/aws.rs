@@ -73,10 +73,40 @@ where
         None => (None, None),
     };
     match (code, message) {
-        (Some(code), Some(msg)) => anyhow::anyhow!("{code}: {msg}"),
+        (Some(code), Some(msg)) => service_error(&code, &msg),
         (None, Some(msg)) => anyhow::anyhow!("{msg}"),
         _ => anyhow::anyhow!(aws_sdk_cloudformation::error::DisplayErrorContext(err).to_string()),
     }
+}
+
+/// A service's error code and message, with the fix when the code says what it is.
+pub fn service_error(code: &str, message: &str) -> anyhow::Error {
+    match fix_for(code) {
+        Some(fix) => anyhow::anyhow!("{code}: {message}: {fix}"),
+        None => anyhow::anyhow!("{code}: {message}"),
+    }
+}
+
+/// The fix for the errors any AWS call can meet: credentials, clock, permissions.
+fn fix_for(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "ExpiredToken" | "ExpiredTokenException" | "TokenRefreshRequired" => {
+            "your AWS credentials have expired: renew them (`aws sso login`, or your usual way) and run the command again"
+        }
+        "InvalidClientTokenId" | "UnrecognizedClientException" | "InvalidAccessKeyId"
+        | "SignatureDoesNotMatch" | "AuthFailure" | "IncompleteSignature" => {
+            "AWS does not accept these credentials: check AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY \
+             (`aws sts get-caller-identity` shows who you are)"
+        }
+        "RequestExpired" | "RequestTimeTooSkewed" | "InvalidSignatureException" => {
+            "this machine's clock may be off (AWS rejects requests signed more than 5 minutes away from its time): \
+             sync it (`timedatectl set-ntp true`) and run the command again"
+        }
+        "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation" => {
+            "your AWS identity may not do this: use a role or user whose policy allows the action named above"
+        }
+        _ => return None,
+    })
 }
 
 /// Now, in the milliseconds since the epoch that AWS APIs take and return.
@@ -85,4 +115,58 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
         .as_millis() as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn common_errors_come_with_their_fix() {
+        let text = |code| {
+            service_error(
+                code,
+                "The security token included in the request is expired",
+            )
+            .to_string()
+        };
+        assert!(text("ExpiredToken").ends_with(
+            "renew them (`aws sso login`, or your usual way) and run the command again"
+        ));
+        assert!(text("ExpiredTokenException").contains("have expired"));
+        assert!(text("InvalidClientTokenId").contains("does not accept these credentials"));
+        assert!(text("RequestTimeTooSkewed").contains("clock"));
+        assert!(text("AccessDeniedException").contains("may not do this"));
+        assert_eq!(
+            service_error("ValidationError", "Stack x does not exist").to_string(),
+            "ValidationError: Stack x does not exist"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_sdk_error_reads_as_code_message_and_fix() {
+        use aws_sdk_cloudformation::error::ErrorMetadata;
+        use aws_sdk_cloudformation::operation::describe_stacks::DescribeStacksError;
+        let expired = aws_smithy_mocks::mock!(aws_sdk_cloudformation::Client::describe_stacks)
+            .then_error(|| {
+                DescribeStacksError::generic(
+                    ErrorMetadata::builder()
+                        .code("ExpiredToken")
+                        .message("The security token included in the request is expired")
+                        .build(),
+                )
+            });
+        let cfn = crate::mock::mock_sdk!(aws_sdk_cloudformation, [&expired]);
+        let err = cfn
+            .describe_stacks()
+            .send()
+            .await
+            .map_err(aws_error)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "ExpiredToken: The security token included in the request is expired: your AWS credentials \
+             have expired: renew them (`aws sso login`, or your usual way) and run the command again"
+        );
+    }
 }

@@ -80,7 +80,7 @@ impl QueryClient {
         if status != 200 {
             let first = |tag| xml_values(&body, tag).into_iter().next();
             match (first("Code"), first("Message")) {
-                (Some(code), Some(message)) => bail!("{code}: {message}"),
+                (Some(code), Some(message)) => return Err(super::service_error(&code, &message)),
                 _ => bail!("{endpoint} answered HTTP {status}"),
             }
         }
@@ -401,9 +401,11 @@ mod tests {
             "<Response><Errors><Error><Code>UnauthorizedOperation</Code><Message>You are not authorized</Message></Error></Errors></Response>",
         )]);
         let err = client(&url).call("DescribeThings", &[]).await.unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "UnauthorizedOperation: You are not authorized"
+        assert!(
+            err.to_string().starts_with(
+                "UnauthorizedOperation: You are not authorized: your AWS identity may not do this"
+            ),
+            "{err}"
         );
         assert_eq!(
             server.join().unwrap().len(),
