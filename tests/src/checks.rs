@@ -28,6 +28,10 @@ pub const CHECKS: &[(&str, Check)] = &[
     ),
     ("every log group has retention", log_groups_have_retention),
     (
+        "log groups survive their stack (destroy --delete-logs deletes them)",
+        log_groups_survive_their_stack,
+    ),
+    (
         "target groups use ip targets registered by the service",
         target_groups_use_ip_targets,
     ),
@@ -379,13 +383,29 @@ pub fn repositories_are_safe(t: &Template) -> Violations {
                 t.name
             ));
         }
-        for policy in ["DeletionPolicy", "UpdateReplacePolicy"] {
-            if str_of(r.get(policy)) != Some("Retain") {
-                out.push(format!("{}: {id} must set {policy}: Retain (deleting the stack must not delete the images)", t.name));
-            }
-        }
+        out.extend(must_be_retained(t, id, r, "the images"));
     }
     out
+}
+
+/// Deleting or replacing the resource through its stack must leave it (and its data) in place.
+fn must_be_retained(t: &Template, id: &str, r: &Value, data: &str) -> Violations {
+    ["DeletionPolicy", "UpdateReplacePolicy"]
+        .into_iter()
+        .filter(|policy| str_of(r.get(*policy)) != Some("Retain"))
+        .map(|policy| {
+            format!(
+                "{}: {id} must set {policy}: Retain (deleting the stack must not delete {data})",
+                t.name
+            )
+        })
+        .collect()
+}
+
+pub fn log_groups_survive_their_stack(t: &Template) -> Violations {
+    t.of_type("AWS::Logs::LogGroup")
+        .flat_map(|(id, r)| must_be_retained(t, id, r, "the logs"))
+        .collect()
 }
 
 /// Managed policy ids (the same in every account and region).

@@ -38,7 +38,7 @@ fn diff_status_destroy_and_recovery_from_a_failed_create() {
     let prefix = format!("opsdemo-{ENV}");
     // Start from nothing, whatever an earlier run left.
     let _env = env_file("    LogRetentionDays: 30\n");
-    let (out, _) = run(&["destroy", "--yes", "--delete-images"]);
+    let (out, _) = run(&["destroy", "--yes", "--delete-images", "--delete-logs"]);
     assert!(out.status.success(), "cleanup before the test failed");
 
     // A first create that fails (auto scaling with MinCount above MaxCount)...
@@ -168,6 +168,11 @@ fn diff_status_destroy_and_recovery_from_a_failed_create() {
         text.contains(&format!("kept ECR repository {prefix}")),
         "{text}"
     );
+    assert!(
+        text.contains(&format!("CloudWatch log group(s) under /ecs/{prefix}/"))
+            && text.contains("kept"),
+        "the logs were not kept: {text}"
+    );
     for stack in tests::STACKS {
         assert!(
             rt.block_on(stack_gone(&aws, &format!("{prefix}-{stack}"))),
@@ -202,7 +207,14 @@ fn diff_status_destroy_and_recovery_from_a_failed_create() {
         "{text}"
     );
 
-    // Clean up for the next run.
-    let (out, _) = run(&["destroy", "--yes", "--delete-images"]);
+    // Clean up for the next run, logs included.
+    let (out, text) = run(&["destroy", "--yes", "--delete-images", "--delete-logs"]);
     assert!(out.status.success());
+    // Two: the failed first create's group was kept through its rollback as well.
+    assert!(
+        text.contains(&format!(
+            "deleted 2 CloudWatch log group(s) under /ecs/{prefix}/"
+        )),
+        "{text}"
+    );
 }

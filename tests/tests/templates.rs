@@ -91,6 +91,19 @@ Resources:
 );
 
 rule!(
+    logs_retained,
+    checks::log_groups_survive_their_stack,
+    r#"
+Resources:
+  Logs:
+    Type: AWS::Logs::LogGroup
+    UpdateReplacePolicy: Retain
+    Properties: { RetentionInDays: 30 }
+"#,
+    "Logs must set DeletionPolicy: Retain (deleting the stack must not delete the logs)"
+);
+
+rule!(
     ip_targets,
     checks::target_groups_use_ip_targets,
     r#"

@@ -1,5 +1,6 @@
-//! `cargo xtask destroy`: delete the ecs stack, then ecr and vpc. The ECR repository outlives its
-//! stack (`DeletionPolicy: Retain`) and is deleted, images and all, only with `--delete-images`.
+//! `cargo xtask destroy`: delete the ecs stack, then ecr and vpc. The ECR repository and the log
+//! groups outlive their stacks (`DeletionPolicy: Retain`): they are deleted, with their images and
+//! logs, only with `--delete-images` and `--delete-logs`.
 
 use std::path::Path;
 use std::time::Duration;
@@ -7,11 +8,11 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use crate::aws::aws_error;
-use crate::flags;
 use crate::project::StackKind;
 use crate::session::Session;
 use crate::stack;
 use crate::ui::Ui;
+use crate::{flags, logs};
 
 pub async fn run(root: &Path, cmd: flags::Destroy) -> Result<()> {
     let s = Session::open(root, &cmd.target, Ui::new()).await?;
@@ -21,11 +22,16 @@ pub async fn run(root: &Path, cmd: flags::Destroy) -> Result<()> {
         .collect();
     if !cmd.yes {
         let what = format!(
-            "Delete stacks {} of environment {:?} (the service's CloudWatch logs go with the ecs stack){}?",
+            "Delete stacks {} of environment {:?}{}{}?",
             names.join(", "),
             s.env.name,
             if cmd.delete_images {
                 " AND the ECR repository with all its images"
+            } else {
+                ""
+            },
+            if cmd.delete_logs {
+                " AND all its CloudWatch logs"
             } else {
                 ""
             }
@@ -74,6 +80,21 @@ pub async fn run(root: &Path, cmd: flags::Destroy) -> Result<()> {
         }
         (false, Some(n)) => println!(
             "kept ECR repository {repository} with its {n} image(s): `cargo xtask destroy{} --delete-images` deletes it",
+            s.flag_suffix()
+        ),
+    }
+
+    let prefix = logs::environment_groups_prefix(&s.env.prefix());
+    let groups = logs::groups_under(&s.clients.logs, &prefix).await?;
+    match (cmd.delete_logs, groups.len()) {
+        (_, 0) => {}
+        (true, n) => {
+            logs::delete_groups(&s.clients.logs, &groups).await?;
+            println!("deleted {n} CloudWatch log group(s) under {prefix}");
+        }
+        (false, n) => println!(
+            "kept {n} CloudWatch log group(s) under {prefix} (events expire after the retention set when \
+             they were written): `cargo xtask destroy{} --delete-logs` deletes them",
             s.flag_suffix()
         ),
     }

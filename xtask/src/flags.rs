@@ -34,7 +34,7 @@ pub enum Cmd {
     Logs(Logs),
     /// Measure image size, rebuild, startup, no-op deploy and throughput against their baselines.
     Bench(Bench),
-    /// Delete the environment's stacks (ecs, then ecr and vpc). Keeps the ECR images unless told.
+    /// Delete the environment's stacks (ecs, then ecr and vpc). Keeps ECR images and logs unless told.
     Destroy(Destroy),
 }
 
@@ -146,6 +146,9 @@ pub struct Destroy {
     /// Also delete the ECR repository and every image in it (kept by default).
     #[arg(long)]
     pub delete_images: bool,
+    /// Also delete the environment's CloudWatch log groups (kept by default).
+    #[arg(long)]
+    pub delete_logs: bool,
 }
 
 #[cfg(test)]

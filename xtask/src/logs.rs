@@ -126,6 +126,57 @@ async fn read(
     Ok(lines)
 }
 
+/// Where an environment's log groups live: `/ecs/<project>-<env>/<stack id>`, one group per ecs
+/// stack ever created (they outlive their stacks; see infra/ecs.yaml).
+pub fn environment_groups_prefix(env_prefix: &str) -> String {
+    format!("/ecs/{env_prefix}/")
+}
+
+/// The names of the log groups under `prefix`.
+pub async fn groups_under(
+    logs: &aws_sdk_cloudwatchlogs::Client,
+    prefix: &str,
+) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    let mut token = None;
+    loop {
+        let out = logs
+            .describe_log_groups()
+            .log_group_name_prefix(prefix)
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(aws_error)
+            .with_context(|| format!("cannot list the log groups under {prefix}"))?;
+        names.extend(
+            out.log_groups()
+                .iter()
+                .filter_map(|g| g.log_group_name())
+                .map(str::to_owned),
+        );
+        token = out.next_token().map(str::to_owned);
+        if token.is_none() {
+            return Ok(names);
+        }
+    }
+}
+
+/// Delete log groups, events and all (one already gone is fine).
+pub async fn delete_groups(logs: &aws_sdk_cloudwatchlogs::Client, names: &[String]) -> Result<()> {
+    for name in names {
+        match logs.delete_log_group().log_group_name(name).send().await {
+            Ok(_) => {}
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found_exception()) => {}
+            Err(e) => {
+                return Err(aws_error(e)).with_context(|| format!("cannot delete log group {name}"))
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `30s`, `10m`, `2h`, `1d`.
 pub fn parse_since(text: &str) -> Result<Duration> {
     let (number, unit) = text.split_at(
@@ -207,6 +258,48 @@ mod tests {
             Err(Missing)
         ));
         assert!(last_lines(&logs, "g", 0, 5).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_environments_log_groups_are_listed_across_pages_and_deleted() {
+        use aws_sdk_cloudwatchlogs::operation::delete_log_group::{
+            DeleteLogGroupError, DeleteLogGroupOutput,
+        };
+        use aws_sdk_cloudwatchlogs::operation::describe_log_groups::DescribeLogGroupsOutput;
+        use aws_sdk_cloudwatchlogs::types::error::ResourceNotFoundException;
+        use aws_sdk_cloudwatchlogs::types::LogGroup;
+        let group = |name: &str| LogGroup::builder().log_group_name(name).build();
+        let list = mock!(Client::describe_log_groups)
+            .match_requests(|r| r.log_group_name_prefix() == Some("/ecs/p-dev/"))
+            .sequence()
+            .output(move || {
+                DescribeLogGroupsOutput::builder()
+                    .log_groups(group("/ecs/p-dev/1"))
+                    .next_token("more")
+                    .build()
+            })
+            .output(move || {
+                DescribeLogGroupsOutput::builder()
+                    .log_groups(group("/ecs/p-dev/2"))
+                    .build()
+            })
+            .build();
+        let delete = mock!(Client::delete_log_group)
+            .match_requests(|r| r.log_group_name() == Some("/ecs/p-dev/1"))
+            .then_output(|| DeleteLogGroupOutput::builder().build());
+        let gone = mock!(Client::delete_log_group)
+            .match_requests(|r| r.log_group_name() == Some("/ecs/p-dev/2"))
+            .then_error(|| {
+                DeleteLogGroupError::ResourceNotFoundException(
+                    ResourceNotFoundException::builder().build(),
+                )
+            });
+        let logs = mock_sdk!(aws_sdk_cloudwatchlogs, [&list, &delete, &gone]);
+        let prefix = environment_groups_prefix("p-dev");
+        let names = groups_under(&logs, &prefix).await.unwrap();
+        assert_eq!(names, vec!["/ecs/p-dev/1", "/ecs/p-dev/2"]);
+        delete_groups(&logs, &names).await.unwrap();
+        assert_eq!((delete.num_calls(), gone.num_calls()), (1, 1));
     }
 
     #[test]
