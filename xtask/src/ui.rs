@@ -251,6 +251,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn lines_wait_while_a_question_is_open() {
+        let ui = Ui::new();
+        let question = OpenQuestion::ask(&ui, "Apply?");
+        ui.line("a stack event");
+        let held = ui.held.lock().unwrap().clone().unwrap_or_default();
+        assert!(
+            held.len() == 1 && held[0].ends_with("a stack event"),
+            "the line broke into the question: {held:?}"
+        );
+        drop(question);
+        assert!(
+            ui.held.lock().unwrap().is_none(),
+            "lines stay held after the question"
+        );
+    }
+
+    #[test]
     fn durations_read_naturally() {
         assert_eq!(format_duration(Duration::from_millis(400)), "0.4s");
         assert_eq!(format_duration(Duration::from_millis(12_340)), "12.3s");
