@@ -175,9 +175,11 @@ fn signed_request(s: &Signing<'_>, body: String) -> Result<http::Request<String>
     request.body(body).context("cannot build the request")
 }
 
-/// Send through the SDK's HTTP client (rustls with the system's roots, like every SDK client).
+/// Send through the SDK's HTTP client, set up as the SDK sets up its default one: rustls with the
+/// system's roots, and the proxy from HTTPS_PROXY/HTTP_PROXY/NO_PROXY when set.
 async fn send(request: http::Request<String>) -> Result<(u16, String)> {
     let connector = aws_smithy_http_client::Connector::builder()
+        .proxy_config(aws_smithy_http_client::proxy::ProxyConfig::from_env())
         .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
             aws_smithy_http_client::tls::rustls_provider::CryptoMode::AwsLc,
         ))
