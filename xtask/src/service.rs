@@ -196,6 +196,13 @@ impl EventFeed {
         }
         fresh
     }
+
+    /// Print the events not shown yet, one line each.
+    pub fn show(&mut self, ui: &Ui, service: &Service) {
+        for message in self.fresh(service) {
+            ui.line(format!("  svc  {message}"));
+        }
+    }
 }
 
 /// Print the service's new events as they come, until dropped (errors are retried quietly:
@@ -210,9 +217,7 @@ pub async fn follow_events(
     let mut feed = EventFeed::default();
     loop {
         if let Ok(svc) = describe(ecs, cluster, service).await {
-            for message in feed.fresh(&svc) {
-                ui.line(format!("  svc  {message}"));
-            }
+            feed.show(ui, &svc);
         }
         tokio::time::sleep(poll).await;
     }
@@ -234,9 +239,7 @@ pub async fn wait_stable(
     let mut feed = EventFeed::default();
     loop {
         let svc = describe(ecs, cluster, service).await?;
-        for message in feed.fresh(&svc) {
-            spinner.note(format!("  svc  {message}"));
-        }
+        feed.show(ui, &svc);
         match assess(&svc, mode) {
             Assessment::Stable => {
                 spinner.done(format!(

@@ -23,13 +23,8 @@ pub struct Ui {
 impl Ui {
     pub fn new() -> Ui {
         let live = std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
-        let target = if live {
-            ProgressDrawTarget::stderr()
-        } else {
-            ProgressDrawTarget::hidden()
-        };
         Ui {
-            multi: MultiProgress::with_draw_target(target),
+            multi: MultiProgress::with_draw_target(spinners_target(live)),
             live,
             started: Instant::now(),
             asking: Default::default(),
@@ -192,6 +187,15 @@ impl Ui {
     }
 }
 
+/// Where spinners are drawn: on the terminal when live, nowhere otherwise (plain lines instead).
+fn spinners_target(live: bool) -> ProgressDrawTarget {
+    if live {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    }
+}
+
 /// A question on the terminal: spinners hidden and other lines held back until it closes
 /// (answered, or dropped when the command ends), then shown again.
 struct OpenQuestion<'a> {
@@ -217,9 +221,7 @@ impl Drop for OpenQuestion<'_> {
         if !self.answered {
             eprintln!();
         }
-        if self.ui.live {
-            self.ui.multi.set_draw_target(ProgressDrawTarget::stderr());
-        }
+        self.ui.multi.set_draw_target(spinners_target(self.ui.live));
         for line in self.ui.held.lock().unwrap().take().unwrap_or_default() {
             self.ui.print(&line);
         }
