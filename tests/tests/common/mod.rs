@@ -61,6 +61,21 @@ pub fn xtask(args: &[&str]) -> (Output, String) {
 
 /// `cargo xtask` with extra environment variables (an empty value removes the variable).
 pub fn xtask_with(args: &[&str], env: &[(&str, &str)]) -> (Output, String) {
+    let out = cargo_xtask(args, env)
+        .output()
+        .expect("cannot run cargo xtask");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    show(args, "", &text);
+    (out, text)
+}
+
+/// The `cargo xtask` command, with plain progress lines and `env` (an empty value removes the
+/// variable).
+fn cargo_xtask(args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(env!("CARGO"));
     cmd.arg("xtask")
         .args(args)
@@ -73,14 +88,12 @@ pub fn xtask_with(args: &[&str], env: &[(&str, &str)]) -> (Output, String) {
             cmd.env(key, value);
         }
     }
-    let out = cmd.output().expect("cannot run cargo xtask");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    eprintln!("---- cargo xtask {} ----\n{text}", args.join(" "));
-    (out, text)
+    cmd
+}
+
+/// Echo a run's output into the test's log (`how`: how it ran, e.g. " (interrupted)").
+fn show(args: &[&str], how: &str, text: &str) {
+    eprintln!("---- cargo xtask {}{how} ----\n{text}", args.join(" "));
 }
 
 /// `cargo xtask` sent SIGINT (what Ctrl-C sends) as soon as a line of its output contains
@@ -91,15 +104,11 @@ pub fn xtask_interrupted(
     trigger: &str,
 ) -> (Option<i32>, String) {
     use std::io::BufRead;
-    let mut cmd = Command::new(env!("CARGO"));
-    cmd.arg("xtask")
-        .args(args)
-        .current_dir(root())
-        .env("CI", "1")
-        .envs(env.iter().copied())
+    let mut child = cargo_xtask(args, env)
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = cmd.spawn().expect("cannot run cargo xtask");
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("cannot run cargo xtask");
     // `cargo run` replaces itself with the program (exec), so the signal reaches xtask.
     let pid = child.id().to_string();
     let stdout = child.stdout.take().unwrap();
@@ -125,10 +134,7 @@ pub fn xtask_interrupted(
     }
     let status = child.wait().expect("cargo xtask did not end");
     text.push_str(&stdout.join().unwrap());
-    eprintln!(
-        "---- cargo xtask {} (interrupted) ----\n{text}",
-        args.join(" ")
-    );
+    show(args, " (interrupted)", &text);
     (sent.then(|| status.code()).flatten(), text)
 }
 
@@ -165,10 +171,7 @@ pub fn xtask_in_terminal(args: &[&str], env: &[(&str, &str)], keys: &str) -> (Op
     drop(stdin);
     let status = child.wait().expect("script did not end");
     let text = String::from_utf8_lossy(&seen).into_owned();
-    eprintln!(
-        "---- cargo xtask {} (on a terminal) ----\n{text}",
-        args.join(" ")
-    );
+    show(args, " (on a terminal)", &text);
     (typed.then(|| status.code()).flatten(), text)
 }
 
