@@ -16,6 +16,7 @@ use axum::{
     middleware::{self, Next},
     response::{Html, IntoResponse, Response},
     routing::get,
+    serve::ListenerExt,
     Router,
 };
 use tokio::net::TcpListener;
@@ -90,6 +91,11 @@ pub async fn serve(
         shutdown.await;
         let _ = started_tx.send(());
     };
+    // Answers leave at once instead of waiting on Nagle's algorithm for the peer's ACK (nginx's
+    // `tcp_nodelay on` default): the load balancer reuses its connections to the task.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let server = axum::serve(listener, router).with_graceful_shutdown(signal);
     let mut server = std::pin::pin!(server.into_future());
     tokio::select! {

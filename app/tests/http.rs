@@ -110,3 +110,39 @@ async fn drain_gives_up_after_its_timeout() {
         .unwrap()
         .unwrap());
 }
+
+/// The server's end of each accepted connection has Nagle's algorithm off (`TCP_NODELAY`).
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn accepted_connections_send_without_delay() {
+    use std::os::fd::{AsRawFd, BorrowedFd};
+    let srv = start(app::router(), Duration::from_secs(5)).await;
+    let mut client = TcpStream::connect(srv.addr).await.unwrap();
+    client
+        .write_all(b"GET /health HTTP/1.1\r\nHost: test\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 12];
+    client.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf[9..12], b"200");
+    let ours = client.local_addr().unwrap();
+    // Find the server's socket for this connection among the process's descriptors.
+    let mut server_end = None;
+    for entry in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
+        let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+            continue;
+        };
+        if fd == client.as_raw_fd() {
+            continue;
+        }
+        // SAFETY: the descriptor is only duplicated (a failed dup of a just-closed one is an error).
+        let Ok(dup) = unsafe { BorrowedFd::borrow_raw(fd) }.try_clone_to_owned() else {
+            continue;
+        };
+        let socket = std::net::TcpStream::from(dup);
+        if socket.local_addr().ok() == Some(srv.addr) && socket.peer_addr().ok() == Some(ours) {
+            server_end = Some(socket.nodelay().unwrap());
+        }
+    }
+    assert_eq!(server_end, Some(true), "TCP_NODELAY on the accepted socket");
+}

@@ -131,7 +131,8 @@ pub struct Bench {
     /// Measured runs per row (after one warm-up run).
     #[arg(long, default_value_t = 5)]
     pub runs: usize,
-    /// Include the no-op `deploy --local` row (needs fakecloud and a deployed dev environment).
+    /// Include the no-op `deploy --local` row, measured last (its warm-up run deploys the dev
+    /// environment into fakecloud when it is not there yet).
     #[arg(long)]
     pub deploy: bool,
 }
