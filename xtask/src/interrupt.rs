@@ -9,21 +9,14 @@
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
-use aws_sdk_cloudformation::Client;
+use crate::stack::ChangeSet;
 
 #[derive(Default)]
 struct Ledger {
-    change_sets: Vec<PendingChangeSet>,
+    /// Change sets neither executed nor deleted yet.
+    change_sets: Vec<ChangeSet>,
     underway: Vec<(u64, String)>,
     next_id: u64,
-}
-
-struct PendingChangeSet {
-    cfn: Client,
-    stack: String,
-    name: String,
-    /// A change set for a stack that did not exist made an empty `REVIEW_IN_PROGRESS` stack.
-    new_stack: bool,
 }
 
 tokio::task_local! {
@@ -36,23 +29,13 @@ fn with_ledger<T>(f: impl FnOnce(&mut Ledger) -> T) -> Option<T> {
 }
 
 /// A change set now exists and is neither executed nor deleted.
-pub fn change_set_created(cfn: &Client, stack: &str, name: &str, new_stack: bool) {
-    with_ledger(|l| {
-        l.change_sets.push(PendingChangeSet {
-            cfn: cfn.clone(),
-            stack: stack.to_owned(),
-            name: name.to_owned(),
-            new_stack,
-        })
-    });
+pub fn change_set_created(change_set: &ChangeSet) {
+    with_ledger(|l| l.change_sets.push(change_set.clone()));
 }
 
 /// The change set was executed or deleted: an interrupt leaves it alone.
-pub fn change_set_settled(stack: &str, name: &str) {
-    with_ledger(|l| {
-        l.change_sets
-            .retain(|c| !(c.stack == stack && c.name == name))
-    });
+pub fn change_set_settled(change_set: &ChangeSet) {
+    with_ledger(|l| l.change_sets.retain(|c| !c.is(change_set)));
 }
 
 /// An operation that runs in AWS whether or not we keep waiting, described for the user
@@ -133,9 +116,9 @@ pub async fn run<T>(
 }
 
 /// Delete change sets never executed, and the empty stacks the ones for new stacks made.
-async fn delete_change_sets(change_sets: &[PendingChangeSet]) {
+async fn delete_change_sets(change_sets: &[ChangeSet]) {
     for c in change_sets {
-        crate::stack::delete_change_set(&c.cfn, &c.stack, &c.name, c.new_stack).await;
+        c.delete().await;
     }
 }
 
@@ -163,8 +146,15 @@ mod tests {
     use crate::mock::mock_sdk;
     use aws_sdk_cloudformation::operation::delete_change_set::DeleteChangeSetOutput;
     use aws_sdk_cloudformation::operation::delete_stack::DeleteStackOutput;
+    use aws_sdk_cloudformation::Client;
     use aws_smithy_mocks::mock;
     use std::time::Duration;
+
+    fn created(cfn: &Client, stack: &str, name: &str, new_stack: bool) -> ChangeSet {
+        let change_set = ChangeSet::named(cfn, stack, name, new_stack);
+        change_set_created(&change_set);
+        change_set
+    }
 
     fn soon() -> impl Future<Output = ()> {
         tokio::time::sleep(Duration::from_millis(50))
@@ -187,9 +177,9 @@ mod tests {
         let cfn = mock_sdk!(aws_sdk_cloudformation, [&delete_cs, &delete_stack]);
 
         let work = async {
-            change_set_created(&cfn, "new", "pending", true);
-            change_set_created(&cfn, "old", "executed", false);
-            change_set_settled("old", "executed");
+            created(&cfn, "new", "pending", true);
+            let executed = created(&cfn, "old", "executed", false);
+            change_set_settled(&executed);
             let finished = underway("an operation that ended");
             drop(finished);
             let rollout = underway("ECS service demo starting");
@@ -224,7 +214,7 @@ mod tests {
             .then_output(|| DeleteChangeSetOutput::builder().build());
         let cfn = mock_sdk!(aws_sdk_cloudformation, [&delete_cs]);
         let work = async {
-            change_set_created(&cfn, "live", "abandoned", false);
+            created(&cfn, "live", "abandoned", false);
             "failed elsewhere"
         };
         assert_eq!(
@@ -246,7 +236,7 @@ mod tests {
             mock!(Client::delete_stack).then_output(|| DeleteStackOutput::builder().build());
         let cfn = mock_sdk!(aws_sdk_cloudformation, [&delete_cs, &delete_stack]);
         let work = async {
-            change_set_created(&cfn, "live", "pending", false);
+            created(&cfn, "live", "pending", false);
             std::future::pending::<()>().await;
         };
         assert!(run(work, soon()).await.is_err());

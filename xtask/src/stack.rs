@@ -316,7 +316,7 @@ pub fn import_template(template: &str, resources: &[Import]) -> Result<String> {
 async fn run_change_set(
     cfn: &Client,
     stack: &Stack,
-    change_set: &ChangeSet<'_>,
+    change_set: &ChangeSet,
     changes: &[Change],
     settings: &Settings<'_>,
     spinner: &Spinner,
@@ -540,8 +540,8 @@ pub async fn preview(cfn: &Client, stack: &Stack, poll: Duration) -> Result<Vec<
 
 mod change_set;
 
-pub use change_set::delete as delete_change_set;
-use change_set::{change_row, ChangeSet, Ready};
+pub use change_set::ChangeSet;
+use change_set::{change_row, Ready};
 
 #[cfg(test)]
 mod tests;

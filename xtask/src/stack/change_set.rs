@@ -39,22 +39,24 @@ pub(super) enum Ready {
     Changes(Vec<Change>),
 }
 
-/// A change set we created; deleted again when it is empty or fails.
-pub(super) struct ChangeSet<'a> {
-    cfn: &'a Client,
+/// A change set we created; deleted again when it is empty or fails. The interrupt ledger keeps
+/// a copy of each until it is executed or deleted.
+#[derive(Clone)]
+pub struct ChangeSet {
+    cfn: Client,
     stack: String,
     name: String,
     /// Made for a stack that did not exist: CloudFormation made an empty stack for it too.
     new_stack: bool,
 }
 
-impl<'a> ChangeSet<'a> {
+impl ChangeSet {
     pub(super) async fn create(
-        cfn: &'a Client,
+        cfn: &Client,
         stack: &Stack,
         kind: ChangeSetType,
         imports: &[Import],
-    ) -> Result<ChangeSet<'a>> {
+    ) -> Result<ChangeSet> {
         let name = format!("xtask-{}", crate::aws::now_ms());
         // Any change set but an update's makes the stack too (empty, REVIEW_IN_PROGRESS).
         let new_stack = kind != ChangeSetType::Update;
@@ -102,13 +104,30 @@ impl<'a> ChangeSet<'a> {
                     stack.name
                 )
             })?;
-        crate::interrupt::change_set_created(cfn, &stack.name, &name, new_stack);
-        Ok(ChangeSet {
-            cfn,
+        let change_set = ChangeSet {
+            cfn: cfn.clone(),
             stack: stack.name.clone(),
             name,
             new_stack,
-        })
+        };
+        crate::interrupt::change_set_created(&change_set);
+        Ok(change_set)
+    }
+
+    /// A change set known by name (the interrupt ledger's tests).
+    #[cfg(test)]
+    pub fn named(cfn: &Client, stack: &str, name: &str, new_stack: bool) -> ChangeSet {
+        ChangeSet {
+            cfn: cfn.clone(),
+            stack: stack.into(),
+            name: name.into(),
+            new_stack,
+        }
+    }
+
+    /// The same change set of the same stack.
+    pub fn is(&self, other: &ChangeSet) -> bool {
+        self.stack == other.stack && self.name == other.name
     }
 
     pub(super) async fn wait_ready(&self, poll: Duration) -> Result<Ready> {
@@ -155,7 +174,7 @@ impl<'a> ChangeSet<'a> {
     }
 
     pub(super) async fn execute(&self) -> Result<()> {
-        crate::interrupt::change_set_settled(&self.stack, &self.name);
+        crate::interrupt::change_set_settled(self);
         self.cfn
             .execute_change_set()
             .stack_name(&self.stack)
@@ -167,22 +186,19 @@ impl<'a> ChangeSet<'a> {
         Ok(())
     }
 
-    /// Delete the change set, and the empty stack it made for a new stack.
-    pub(super) async fn delete(&self) {
-        crate::interrupt::change_set_settled(&self.stack, &self.name);
-        delete(self.cfn, &self.stack, &self.name, self.new_stack).await;
-    }
-}
-
-/// Best effort: an undeleted change set (or empty `REVIEW_IN_PROGRESS` stack) is harmless clutter.
-pub async fn delete(cfn: &Client, stack: &str, name: &str, new_stack: bool) {
-    let _ = cfn
-        .delete_change_set()
-        .stack_name(stack)
-        .change_set_name(name)
-        .send()
-        .await;
-    if new_stack {
-        let _ = cfn.delete_stack().stack_name(stack).send().await;
+    /// Delete the change set, and the empty stack it made for a new stack. Best effort: an
+    /// undeleted change set (or empty `REVIEW_IN_PROGRESS` stack) is harmless clutter.
+    pub async fn delete(&self) {
+        crate::interrupt::change_set_settled(self);
+        let _ = self
+            .cfn
+            .delete_change_set()
+            .stack_name(&self.stack)
+            .change_set_name(&self.name)
+            .send()
+            .await;
+        if self.new_stack {
+            let _ = self.cfn.delete_stack().stack_name(&self.stack).send().await;
+        }
     }
 }
