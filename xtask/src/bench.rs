@@ -51,33 +51,20 @@ pub async fn run(root: &Path, cmd: flags::Bench) -> Result<()> {
     ]);
 
     // Warm rebuild after a one-line change: push-image's build vs bare cargo build.
-    let lib = root.join("app/src/lib.rs");
-    let original = std::fs::read_to_string(&lib)?;
+    let edit = SourceEdit::new(root.join("app/src/lib.rs"))?;
     let (mut ours, mut bare) = (Vec::new(), Vec::new());
-    // The edit must reach the binary: after a comment-only edit the binary is byte-identical
-    // and the image step (rightly) has nothing to do, which would flatter the row.
-    let touch = |i: usize| {
-        let mark = format!("bench edit {i:04}");
-        std::fs::write(
-            &lib,
-            format!(
-                "{original}const _: () = {{ #[used] #[link_section = \".note.bench\"] static EDIT: [u8; {}] = *b\"{mark}\"; }};\n",
-                mark.len()
-            ),
-        )
-    };
     let mut built = std::collections::HashSet::new();
     let progress = ui.spinner("bench: warm rebuild");
     let result = async {
         for i in 0..=runs {
             progress.set(run_label(i, runs));
-            touch(2 * i)?;
+            edit.apply(2 * i)?;
             let t = Instant::now();
             cmd!(sh, "cargo build --release --quiet -p app")
                 .quiet()
                 .run()?;
             let b = t.elapsed();
-            touch(2 * i + 1)?;
+            edit.apply(2 * i + 1)?;
             let t = Instant::now();
             let edited = image::ensure(root, &docker, &ui, &env.prefix()).await?;
             let o = t.elapsed();
@@ -92,7 +79,7 @@ pub async fn run(root: &Path, cmd: flags::Bench) -> Result<()> {
         anyhow::Ok(())
     }
     .await;
-    std::fs::write(&lib, &original)?;
+    drop(edit);
     result?;
     let (o, b) = (median(&mut ours), median(&mut bare));
     progress.done(format!(
@@ -255,6 +242,46 @@ pub async fn run(root: &Path, cmd: flags::Bench) -> Result<()> {
         println!("| {} | {} | {} | {} |", r[0], r[1], r[2], r[3]);
     }
     Ok(())
+}
+
+/// The warm rebuild's one-line change to the app's source. The file is put back as it was when
+/// this is dropped: on success, on error and on Ctrl-C (which drops the command's future).
+struct SourceEdit {
+    path: std::path::PathBuf,
+    original: String,
+}
+
+impl SourceEdit {
+    fn new(path: std::path::PathBuf) -> Result<SourceEdit> {
+        let original = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        Ok(SourceEdit { path, original })
+    }
+
+    /// Change the source so that the binary changes too: after a comment-only edit the binary
+    /// is byte-identical and the image step (rightly) has nothing to do, which would flatter the row.
+    fn apply(&self, i: usize) -> std::io::Result<()> {
+        let mark = format!("bench edit {i:04}");
+        std::fs::write(
+            &self.path,
+            format!(
+                "{}const _: () = {{ #[used] #[link_section = \".note.bench\"] static EDIT: [u8; {}] = *b\"{mark}\"; }};\n",
+                self.original,
+                mark.len()
+            ),
+        )
+    }
+}
+
+impl Drop for SourceEdit {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::write(&self.path, &self.original) {
+            eprintln!(
+                "warning: could not put {} back as it was ({e}): remove the `bench edit` line at its end",
+                self.path.display()
+            );
+        }
+    }
 }
 
 /// `warm-up` for run 0, `run i/n` after it.
@@ -665,6 +692,26 @@ mod tests {
         assert_eq!(parse_cpu_line(stat, 1), Some((40, 100)));
         assert_eq!(parse_cpu_line(stat, 0), Some((10, 50)));
         assert_eq!(parse_cpu_line(stat, 7), None);
+    }
+
+    #[tokio::test]
+    async fn the_source_edit_is_undone_even_when_the_bench_is_interrupted() {
+        let path = std::env::temp_dir().join(format!("xtask-bench-edit-{}.rs", std::process::id()));
+        std::fs::write(&path, "pub fn f() {}\n").unwrap();
+        let work = async {
+            let edit = SourceEdit::new(path.clone()).unwrap();
+            edit.apply(3).unwrap();
+            let edited = std::fs::read_to_string(&path).unwrap();
+            assert!(edited.starts_with("pub fn f() {}\n"), "{edited}");
+            assert!(edited.contains("bench edit 0003"), "{edited}");
+            std::future::pending::<()>().await;
+        };
+        // What Ctrl-C does to a command: its future is dropped mid-way.
+        let stopped = tokio::time::timeout(std::time::Duration::from_millis(50), work).await;
+        assert!(stopped.is_err());
+        let after = std::fs::read_to_string(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(after, "pub fn f() {}\n");
     }
 
     #[test]
