@@ -21,9 +21,9 @@ pub async fn ensure_running(ui: &Ui, root: &Path) -> Result<()> {
     if healthy() {
         return Ok(());
     }
-    let bin = match find_binary() {
+    let bin = match find_binary(&Places::from_env()) {
         Some(bin) => bin,
-        None => install(ui)?,
+        None => install(ui, &Places::from_env())?,
     };
     let log_path = root.join("target").join("fakecloud.log");
     std::fs::create_dir_all(log_path.parent().unwrap()).context("cannot create target/")?;
@@ -74,36 +74,65 @@ pub async fn ensure_running(ui: &Ui, root: &Path) -> Result<()> {
     Ok(())
 }
 
-/// `FAKECLOUD_BIN`, then `~/.cargo/bin/fakecloud` (or `$CARGO_HOME/bin`), then `PATH`.
-fn find_binary() -> Option<PathBuf> {
-    if let Some(bin) = std::env::var_os("FAKECLOUD_BIN") {
-        return Some(PathBuf::from(bin));
+/// Where fakecloud is looked for, and the cargo that installs it (from the environment).
+struct Places {
+    /// `FAKECLOUD_BIN`: this binary, no search.
+    explicit: Option<PathBuf>,
+    /// `$CARGO_HOME`, else `~/.cargo`: `cargo install` puts binaries in its `bin`.
+    cargo_home: Option<PathBuf>,
+    path: Option<std::ffi::OsString>,
+    /// `CARGO` (set when run through `cargo xtask`), else `cargo` from `PATH`.
+    cargo: std::ffi::OsString,
+}
+
+impl Places {
+    fn from_env() -> Places {
+        Places {
+            explicit: std::env::var_os("FAKECLOUD_BIN").map(PathBuf::from),
+            cargo_home: std::env::var_os("CARGO_HOME")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo"))),
+            path: std::env::var_os("PATH"),
+            cargo: std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()),
+        }
     }
-    let cargo_home = std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))?;
-    let candidate = cargo_home.join("bin").join("fakecloud");
-    if candidate.is_file() {
-        return Some(candidate);
+}
+
+/// `FAKECLOUD_BIN`, then cargo's `bin` directory, then `PATH`.
+fn find_binary(places: &Places) -> Option<PathBuf> {
+    if let Some(bin) = &places.explicit {
+        return Some(bin.clone());
     }
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|dir| dir.join("fakecloud"))
+    let in_cargo_home = places
+        .cargo_home
+        .as_ref()
+        .map(|home| home.join("bin").join("fakecloud"));
+    in_cargo_home
+        .into_iter()
+        .chain(
+            places
+                .path
+                .iter()
+                .flat_map(std::env::split_paths)
+                .map(|dir| dir.join("fakecloud")),
+        )
         .find(|p| p.is_file())
 }
 
-fn install(ui: &Ui) -> Result<PathBuf> {
+/// The first `--local` on a new machine: `cargo install` it, with cargo's own progress.
+fn install(ui: &Ui, places: &Places) -> Result<PathBuf> {
     ui.line(format!(
         "fakecloud is not installed: installing it with `cargo install fakecloud --version {VERSION} --locked`. \
          This compiles once and takes a while (about 35 min on 2 cores); cargo shows its progress below."
     ));
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+    let status = Command::new(&places.cargo)
         .args(["install", "fakecloud", "--version", VERSION, "--locked"])
         .status()
-        .context("cannot run `cargo install`")?;
+        .context("cannot run `cargo install`: is cargo on PATH?")?;
     if !status.success() {
         bail!("`cargo install fakecloud --version {VERSION} --locked` failed ({status}): see cargo's output above");
     }
-    find_binary().context(
+    find_binary(places).context(
         "fakecloud was installed but is not in ~/.cargo/bin: add cargo's bin directory to PATH",
     )
 }
@@ -260,6 +289,67 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("does not know"));
+    }
+
+    /// A scratch directory with a stand-in `cargo` script (`body` is its shell code).
+    fn fake_cargo(name: &str, body: &str) -> (PathBuf, Places) {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("xtask-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let cargo = dir.join("cargo");
+        std::fs::write(&cargo, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&cargo, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let places = Places {
+            explicit: None,
+            cargo_home: Some(dir.join("home")),
+            path: None,
+            cargo: cargo.into(),
+        };
+        (dir, places)
+    }
+
+    #[test]
+    fn a_missing_fakecloud_is_installed_with_cargo_at_the_pinned_version() {
+        let (dir, places) = fake_cargo(
+            "install-ok",
+            r#"echo "$@" > "$(dirname "$0")/args"
+mkdir -p "$(dirname "$0")/home/bin" && touch "$(dirname "$0")/home/bin/fakecloud""#,
+        );
+        assert_eq!(find_binary(&places), None);
+        let bin = install(&Ui::new(), &places).unwrap();
+        let args = std::fs::read_to_string(dir.join("args")).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(args.trim(), "install fakecloud --version 0.51.0 --locked");
+        assert_eq!(bin, dir.join("home/bin/fakecloud"));
+    }
+
+    #[test]
+    fn a_failed_install_says_so_and_where_to_look() {
+        let (dir, places) = fake_cargo("install-fails", "exit 101");
+        let err = install(&Ui::new(), &places).unwrap_err().to_string();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(
+            err.contains("`cargo install fakecloud --version 0.51.0 --locked` failed"),
+            "{err}"
+        );
+        assert!(err.contains("see cargo's output above"), "{err}");
+    }
+
+    #[test]
+    fn fakecloud_is_found_in_cargo_home_before_path() {
+        let (dir, mut places) = fake_cargo("find", "exit 0");
+        let on_path = dir.join("on-path");
+        std::fs::create_dir_all(&on_path).unwrap();
+        std::fs::write(on_path.join("fakecloud"), "").unwrap();
+        places.path = Some(on_path.clone().into());
+        assert_eq!(find_binary(&places), Some(on_path.join("fakecloud")));
+        std::fs::create_dir_all(dir.join("home/bin")).unwrap();
+        std::fs::write(dir.join("home/bin/fakecloud"), "").unwrap();
+        assert_eq!(find_binary(&places), Some(dir.join("home/bin/fakecloud")));
+        places.explicit = Some("/opt/fakecloud".into());
+        assert_eq!(find_binary(&places), Some(PathBuf::from("/opt/fakecloud")));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
