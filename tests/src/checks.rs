@@ -615,12 +615,12 @@ pub fn containers_check_health_and_stop_gracefully(t: &Template) -> Violations {
 }
 
 pub fn services_scale(t: &Template) -> Violations {
-    let services: Vec<&str> = t.of_type("AWS::ECS::Service").map(|(id, _)| id).collect();
+    let services: Vec<(&str, &Value)> = t.of_type("AWS::ECS::Service").collect();
     let targets: Vec<(&str, &Value)> = t
         .of_type("AWS::ApplicationAutoScaling::ScalableTarget")
         .collect();
     let mut out = Vec::new();
-    for svc in services {
+    for (svc, service) in services {
         let target = targets
             .iter()
             .find(|(_, r)| format!("{:?}", prop(r, &["ResourceId"])).contains(svc));
@@ -628,6 +628,13 @@ pub fn services_scale(t: &Template) -> Violations {
             out.push(format!("{}: {svc} has no Application Auto Scaling target (it cannot grow without a redeploy)", t.name));
             continue;
         };
+        // CloudFormation sets a DesiredCount in the template on every deploy that updates the
+        // service: a service auto scaling had grown would shrink back mid-deploy.
+        // Set on every deploy unless one `Fn::If` branch is `AWS::NoValue`.
+        let always_set = |d: &Value| !matches!(branches(d).as_slice(), [(Some(_), _)]);
+        if prop(service, &["DesiredCount"]).is_some_and(always_set) {
+            out.push(format!("{}: {svc} sets DesiredCount on every deploy while auto scaling manages it (each deploy would undo a scale-out): leave it out, or set it under a condition with an AWS::NoValue branch", t.name));
+        }
         let tracked = t
             .of_type("AWS::ApplicationAutoScaling::ScalingPolicy")
             .any(|(_, p)| {

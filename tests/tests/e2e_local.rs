@@ -60,16 +60,8 @@ fn deploy_local_end_to_end() {
             .any(|d| d.image_digest() == Some(digest)),
         "ECR has no image {digest}"
     );
-    let service = rt
-        .block_on(
-            aws.ecs
-                .describe_services()
-                .cluster(&prefix)
-                .services(&prefix)
-                .send(),
-        )
-        .unwrap();
-    let task_def_arn = service.services()[0].task_definition().unwrap().to_owned();
+    let service = rt.block_on(service(&aws, &prefix));
+    let task_def_arn = service.task_definition().unwrap().to_owned();
     let task_def = rt
         .block_on(
             aws.ecs
@@ -86,7 +78,7 @@ fn deploy_local_end_to_end() {
         image, pinned,
         "the task definition does not run the pushed digest"
     );
-    assert!(service.services()[0].running_count() >= 1);
+    assert!(service.running_count() >= 1);
 
     // Second deploy with nothing changed: no stack touched, nothing pushed, and it says so.
     let (out, text) = xtask(&["deploy", "--local"]);

@@ -1,5 +1,5 @@
 //! End to end, day 2: `diff` (0, then 1 after a parameter change), Ctrl-C during a rollout and
-//! at a question,
+//! at a question, a deploy that leaves auto scaling's task count alone,
 //! `logs` (the replaced task's start and graceful drain), `status --json`, `destroy` (stacks gone, images kept), and a failed
 //! first create followed by a successful deploy. Runs
 //! in its own environment (`infra/env/e2eops.yaml`, written and removed by the test).
@@ -128,6 +128,30 @@ fn diff_status_destroy_and_recovery_from_a_failed_create() {
         out.status.code(),
         Some(0),
         "deployed, yet diff sees changes: {text}"
+    );
+
+    // Deploys leave the task count to auto scaling: scale out as it would, then deploy a change
+    // that updates the service. The count stays (a template that sets DesiredCount resets it).
+    rt.block_on(
+        aws.ecs
+            .update_service()
+            .cluster(&prefix)
+            .service(&prefix)
+            .desired_count(2)
+            .send(),
+    )
+    .expect("scaling the service out");
+    let _env = env_file("    LogRetentionDays: 14\n    Memory: 1024\n");
+    let (out, text) = run(&["deploy"]);
+    assert!(
+        out.status.success(),
+        "the deploy after a scale-out failed: {text}"
+    );
+    assert!(text.contains("stacks changed: 1"), "{text}");
+    assert_eq!(
+        rt.block_on(service(&aws, &prefix)).desired_count(),
+        2,
+        "the deploy reset the task count auto scaling had set: {text}"
     );
 
     // status --json: the documented fields.

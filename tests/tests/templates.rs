@@ -484,6 +484,44 @@ Resources:
     "Service has no Application Auto Scaling target"
 );
 
+/// A scaling service whose template sets DesiredCount unconditionally: every deploy would undo a
+/// scale-out. Left out, or behind a condition with an `AWS::NoValue` branch, it passes.
+#[test]
+fn deploys_leave_the_task_count_to_auto_scaling() {
+    let with = |desired: &str| {
+        snippet(&format!(
+            r#"
+Resources:
+  Service:
+    Type: AWS::ECS::Service
+    Properties: {{ {desired} }}
+  Target:
+    Type: AWS::ApplicationAutoScaling::ScalableTarget
+    Properties: {{ ResourceId: !Sub "service/${{Cluster}}/${{Service.Name}}" }}
+  Policy:
+    Type: AWS::ApplicationAutoScaling::ScalingPolicy
+    Properties: {{ PolicyType: TargetTrackingScaling, ScalingTargetId: !Ref Target }}
+"#
+        ))
+    };
+    let resets = "sets DesiredCount on every deploy";
+    for always in [
+        "DesiredCount: 1",
+        "DesiredCount: !Ref Count",
+        "DesiredCount: !If [Pin, 2, 1]",
+    ] {
+        let found = checks::services_scale(&with(always));
+        assert!(
+            found.iter().any(|v| v.contains(resets)),
+            "{always}: {found:#?}"
+        );
+    }
+    for left_to_scaling in ["", "DesiredCount: !If [Pin, !Ref Count, !Ref AWS::NoValue]"] {
+        let found = checks::services_scale(&with(left_to_scaling));
+        assert!(found.is_empty(), "{left_to_scaling}: {found:#?}");
+    }
+}
+
 #[test]
 fn rollout_floor_is_a_minute_or_less() {
     let ecs = Template::load("ecs");

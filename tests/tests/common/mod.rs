@@ -247,6 +247,22 @@ pub async fn fakecloud() -> Aws {
     }
 }
 
+/// The environment's ECS service (its cluster and service are both named `<project>-<env>`).
+pub async fn service(aws: &Aws, prefix: &str) -> aws_sdk_ecs::types::Service {
+    let out = aws
+        .ecs
+        .describe_services()
+        .cluster(prefix)
+        .services(prefix)
+        .send()
+        .await
+        .expect("describe the service");
+    out.services()
+        .first()
+        .cloned()
+        .unwrap_or_else(|| panic!("no service {prefix}"))
+}
+
 /// (status, last change) of each stack.
 pub async fn stack_states(aws: &Aws, prefix: &str) -> Vec<(String, String, String)> {
     let mut states = Vec::new();
