@@ -103,3 +103,20 @@ fn parameter_file_naming_an_unknown_parameter() {
         "{line}"
     );
 }
+
+#[test]
+fn parameter_value_the_template_refuses() {
+    let path = root().join("infra/env/badvalue.yaml");
+    std::fs::write(&path, "project: badvalue\nstacks:\n  ecs:\n    Cpu: 300\n").unwrap();
+    let (out, text) = xtask(&["deploy", "--env", "badvalue", "--local"]);
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(out.status.code(), Some(1));
+    let line = error_line(&text);
+    assert!(
+        line.contains("stacks.ecs.Cpu = \"300\" is refused by infra/ecs.yaml (allowed: 256, 512")
+            && line.contains("change it in infra/env/badvalue.yaml"),
+        "{line}"
+    );
+    // Refused before anything was built or deployed.
+    assert!(!text.contains("app binary"), "{text}");
+}

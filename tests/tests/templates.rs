@@ -522,6 +522,58 @@ Resources:
     }
 }
 
+/// The load balancer is named `${ProjectName}-${EnvName}`, and AWS allows such a name 32
+/// characters, letters, digits and hyphens, no hyphen at either end. The name patterns (the same
+/// in every template) must admit nothing longer, or a deploy fails at the load balancer.
+#[test]
+fn the_longest_accepted_names_fit_the_load_balancer_name() {
+    let pattern = |param: &str| {
+        let found: std::collections::BTreeSet<String> = all()
+            .iter()
+            .filter_map(|t| {
+                t.root["Parameters"][param]["AllowedPattern"]
+                    .as_str()
+                    .map(str::to_owned)
+            })
+            .collect();
+        assert_eq!(
+            found.len(),
+            1,
+            "{param} differs between templates: {found:?}"
+        );
+        regex_lite::Regex::new(found.first().unwrap()).unwrap()
+    };
+    let longest = |param: &str| {
+        let re = pattern(param);
+        assert!(
+            !re.is_match("a-") && !re.is_match("-a"),
+            "{param} admits a hyphen at an end"
+        );
+        (1..=64)
+            .map(|n| "a".repeat(n))
+            .filter(|name| re.is_match(name))
+            .last()
+            .unwrap_or_else(|| panic!("{param} admits no name"))
+    };
+    let ecs = Template::load("ecs");
+    let name = ecs.root["Resources"]["LoadBalancer"]["Properties"]["Name"]["Fn::Sub"]
+        .as_str()
+        .expect("the load balancer is named with !Sub");
+    let longest_name = name
+        .replace("${ProjectName}", &longest("ProjectName"))
+        .replace("${EnvName}", &longest("EnvName"));
+    println!(
+        "longest load balancer name: {longest_name} ({} characters)",
+        longest_name.len()
+    );
+    assert!(!longest_name.contains("${"), "{name}");
+    assert!(
+        longest_name.len() <= 32,
+        "{longest_name} has {} characters",
+        longest_name.len()
+    );
+}
+
 #[test]
 fn rollout_floor_is_a_minute_or_less() {
     let ecs = Template::load("ecs");

@@ -17,6 +17,7 @@ mod interrupt;
 mod logs;
 #[cfg(test)]
 mod mock;
+mod parameters;
 mod preflight;
 mod project;
 mod push_image;

@@ -64,7 +64,65 @@ impl Environment {
         }
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read {}", path.display()))?;
-        Self::parse(name, &text, infra_dir).with_context(|| format!("in {}", path.display()))
+        let env = Self::parse(name, &text, infra_dir)
+            .with_context(|| format!("in {}", path.display()))?;
+        env.check_against_templates()?;
+        Ok(env)
+    }
+
+    /// The file's values, and the project and environment names, against the parameters the
+    /// templates declare: an unknown name or a value CloudFormation would refuse stops the
+    /// command here, before any build or AWS call.
+    pub fn check_against_templates(&self) -> Result<()> {
+        let file = format!("infra/env/{}.yaml", self.name);
+        for kind in StackKind::ALL {
+            let declared =
+                crate::parameters::declared(&self.template(kind)?).with_context(|| {
+                    format!(
+                        "{} is not a valid CloudFormation template",
+                        self.template_path(kind).display()
+                    )
+                })?;
+            let stack = kind.name();
+            if let Some(unknown) = self
+                .stacks
+                .get(stack)
+                .and_then(|values| values.keys().find(|k| !declared.contains_key(*k)))
+            {
+                bail!(
+                    "{file} sets {unknown:?} under stacks.{stack}, but infra/{stack}.yaml declares no such parameter \
+                     (it has: {}): fix the name or remove it",
+                    declared.keys().cloned().collect::<Vec<_>>().join(", ")
+                );
+            }
+            for (key, value) in self.parameters(kind, &[]) {
+                let Some(rule) = declared.get(&key) else {
+                    continue;
+                };
+                let Err(broken) = rule.check(&value) else {
+                    continue;
+                };
+                let (what, fix) = match key.as_str() {
+                    "ProjectName" => (
+                        format!("project {value:?}"),
+                        format!("change `project:` in {file}"),
+                    ),
+                    "EnvName" => (
+                        format!("environment name {value:?}"),
+                        format!("rename {file}"),
+                    ),
+                    _ => (
+                        format!("stacks.{stack}.{key} = {value:?}"),
+                        format!("change it in {file}"),
+                    ),
+                };
+                bail!(
+                    "{what} is refused by infra/{stack}.yaml ({}): {fix}",
+                    rule.explain(&broken)
+                );
+            }
+        }
+        Ok(())
     }
 
     pub fn parse(name: &str, text: &str, infra_dir: PathBuf) -> Result<Environment> {
@@ -106,6 +164,18 @@ impl Environment {
 
     pub fn template_path(&self, kind: StackKind) -> PathBuf {
         self.infra_dir.join(format!("{}.yaml", kind.name()))
+    }
+
+    /// The template of `kind`, as text.
+    pub fn template(&self, kind: StackKind) -> Result<String> {
+        let path = self.template_path(kind);
+        std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "cannot read the {} template {}",
+                kind.name(),
+                path.display()
+            )
+        })
     }
 
     /// Parameters for `kind`: ProjectName, EnvName, the file's values, then `extra` (computed by xtask).
@@ -190,6 +260,63 @@ mod tests {
             "{err:#}"
         );
         assert!(Environment::parse("dev", "project: x\nregion: eu\n", PathBuf::new()).is_err());
+    }
+
+    /// A scratch `infra/` with the real templates and one environment file.
+    fn infra_with(env: &str, file: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("xtask-infra-{env}-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("infra/env")).unwrap();
+        for kind in StackKind::ALL {
+            let name = format!("infra/{}.yaml", kind.name());
+            std::fs::copy(root().join(&name), dir.join(&name)).unwrap();
+        }
+        std::fs::write(dir.join(format!("infra/env/{env}.yaml")), file).unwrap();
+        dir
+    }
+
+    #[test]
+    fn values_the_templates_refuse_stop_before_anything_runs() {
+        for (env, file, expected) in [
+            (
+                "dev",
+                "project: fargate-app\nstacks:\n  ecs:\n    MaxCount: \"11\"\n",
+                "stacks.ecs.MaxCount = \"11\" is refused by infra/ecs.yaml (allowed: 1, 2,",
+            ),
+            (
+                "dev",
+                "project: My_App\n",
+                "project \"My_App\" is refused by infra/vpc.yaml (must match",
+            ),
+            (
+                "production-eu1",
+                "project: app\n",
+                "environment name \"production-eu1\" is refused by infra/vpc.yaml",
+            ),
+            (
+                "dev",
+                "project: app\nstacks:\n  vpc:\n    VpcCidrr: 10.0.0.0/16\n",
+                "sets \"VpcCidrr\" under stacks.vpc, but infra/vpc.yaml declares no such parameter",
+            ),
+        ] {
+            let dir = infra_with(env, file);
+            let err = Environment::load(&dir, env).unwrap_err().to_string();
+            std::fs::remove_dir_all(&dir).unwrap();
+            assert!(err.contains(expected), "{err}");
+        }
+        let dir = infra_with(
+            "ok",
+            "project: app\nstacks:\n  ecs:\n    MaxCount: \"10\"\n",
+        );
+        let loaded = Environment::load(&dir, "ok");
+        std::fs::remove_dir_all(&dir).unwrap();
+        loaded.unwrap();
+    }
+
+    #[test]
+    fn the_shipped_environments_pass() {
+        for env in known_environments(&root().join("infra")) {
+            Environment::load(&root(), &env).unwrap();
+        }
     }
 
     #[test]

@@ -53,36 +53,10 @@ impl Session {
 
     /// The stack of `kind`, with its template and parameters (plus `extra` computed values).
     pub fn stack(&self, kind: StackKind, extra: &[(&str, String)]) -> Result<stack::Stack> {
-        let path = self.env.template_path(kind);
-        let template = std::fs::read_to_string(&path).with_context(|| {
-            format!(
-                "cannot read the {} template {}",
-                kind.name(),
-                path.display()
-            )
-        })?;
-        let declared = stack::declared_parameters(&template).with_context(|| {
-            format!("{} is not a valid CloudFormation template", path.display())
-        })?;
-        if let Some(unknown) = self
-            .env
-            .stacks
-            .get(kind.name())
-            .and_then(|file| file.keys().find(|k| !declared.contains(*k)))
-        {
-            anyhow::bail!(
-                "infra/env/{}.yaml sets {unknown:?} under stacks.{}, but infra/{}.yaml declares no such parameter \
-                 (it has: {}): fix the name or remove it",
-                self.env.name,
-                kind.name(),
-                kind.name(),
-                declared.iter().cloned().collect::<Vec<_>>().join(", ")
-            );
-        }
         Ok(stack::Stack {
             name: self.env.stack_name(kind),
             label: kind.name().to_owned(),
-            template,
+            template: self.env.template(kind)?,
             parameters: self.env.parameters(kind, extra),
             tags: vec![
                 ("project".into(), self.env.project.clone()),

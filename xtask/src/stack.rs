@@ -429,18 +429,6 @@ async fn same_as_deployed(
     Ok(deployed_tags == our_tags && effective_parameters(stack) == Some(deployed_params))
 }
 
-/// The names of the parameters a template declares.
-pub fn declared_parameters(template: &str) -> Result<std::collections::BTreeSet<String>> {
-    let doc: serde_yaml::Value = serde_yaml::from_str(template).context("not YAML")?;
-    Ok(doc
-        .get("Parameters")
-        .and_then(|p| p.as_mapping())
-        .into_iter()
-        .flatten()
-        .filter_map(|(k, _)| k.as_str().map(str::to_owned))
-        .collect())
-}
-
 /// Every parameter the template declares, with the value a deploy would give it: ours, else the
 /// template's default. `None` when the template cannot be read or a parameter has neither.
 pub fn effective_parameters(stack: &Stack) -> Option<BTreeMap<String, String>> {

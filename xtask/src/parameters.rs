@@ -1,0 +1,175 @@
+//! A template's parameter declarations, and the check every parameter file passes before any
+//! build or AWS call: names the template declares, values its constraints allow (CloudFormation
+//! would refuse them only when it reaches that stack, after the stacks before it were deployed
+//! and the image pushed; fakecloud does not check them at all).
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result};
+use serde_yaml::Value;
+
+/// One `Parameters:` entry, as far as its constraints go.
+#[derive(Debug, Default)]
+pub struct Declaration {
+    pub ty: String,
+    pub allowed_pattern: Option<String>,
+    pub allowed_values: Option<Vec<String>>,
+    pub min_value: Option<f64>,
+    pub max_value: Option<f64>,
+    pub min_length: Option<usize>,
+    pub max_length: Option<usize>,
+    pub description: Option<String>,
+}
+
+/// Every parameter a template declares, by name.
+pub fn declared(template: &str) -> Result<BTreeMap<String, Declaration>> {
+    let doc: Value = serde_yaml::from_str(template).context("not YAML")?;
+    let mut out = BTreeMap::new();
+    for (name, decl) in doc
+        .get("Parameters")
+        .and_then(Value::as_mapping)
+        .into_iter()
+        .flatten()
+    {
+        let Some(name) = name.as_str() else { continue };
+        let text = |key: &str| decl.get(key).and_then(scalar);
+        let number = |key: &str| text(key).and_then(|v| v.parse().ok());
+        out.insert(
+            name.to_owned(),
+            Declaration {
+                ty: text("Type").unwrap_or_default(),
+                allowed_pattern: text("AllowedPattern"),
+                allowed_values: decl
+                    .get("AllowedValues")
+                    .and_then(Value::as_sequence)
+                    .map(|values| values.iter().filter_map(scalar).collect()),
+                min_value: number("MinValue"),
+                max_value: number("MaxValue"),
+                min_length: number("MinLength").map(|n: f64| n as usize),
+                max_length: number("MaxLength").map(|n: f64| n as usize),
+                description: text("Description"),
+            },
+        );
+    }
+    Ok(out)
+}
+
+fn scalar(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+impl Declaration {
+    /// `Err(rule)` when CloudFormation would refuse `value` for this parameter.
+    pub fn check(&self, value: &str) -> Result<(), String> {
+        if let Some(allowed) = &self.allowed_values {
+            if !allowed.iter().any(|a| a == value) {
+                return Err(format!("allowed: {}", allowed.join(", ")));
+            }
+        }
+        if self.ty == "Number" {
+            let n: f64 = value.parse().map_err(|_| "must be a number".to_owned())?;
+            if let Some(min) = self.min_value.filter(|min| n < *min) {
+                return Err(format!("must be at least {min}"));
+            }
+            if let Some(max) = self.max_value.filter(|max| n > *max) {
+                return Err(format!("must be at most {max}"));
+            }
+        }
+        if self.ty == "String" {
+            let len = value.chars().count();
+            if let Some(min) = self.min_length.filter(|min| len < *min) {
+                return Err(format!("must have at least {min} characters"));
+            }
+            if let Some(max) = self.max_length.filter(|max| len > *max) {
+                return Err(format!("must have at most {max} characters"));
+            }
+            if let Some(pattern) = &self.allowed_pattern {
+                // CloudFormation matches the whole value.
+                let re = regex_lite::Regex::new(&format!("^(?:{pattern})$"))
+                    .map_err(|e| format!("the template's AllowedPattern {pattern} is not a valid regular expression ({e})"))?;
+                if !re.is_match(value) {
+                    return Err(format!("must match {pattern}"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The rule, and what the template says the parameter is for.
+    pub fn explain(&self, rule: &str) -> String {
+        match &self.description {
+            Some(d) => format!("{rule}; the template says: {}", d.trim()),
+            None => rule.to_owned(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEMPLATE: &str = r#"
+Parameters:
+  ProjectName: { Type: String, AllowedPattern: "^[a-z][a-z0-9-]{0,17}[a-z0-9]$", Description: Lower-case. }
+  Count: { Type: String, Default: "", AllowedValues: ["", "1", "2"] }
+  Cpu: { Type: Number, AllowedValues: [256, 512] }
+  Target: { Type: Number, MinValue: 10, MaxValue: 90 }
+  Path: { Type: String, MinLength: 1, MaxLength: 5 }
+  Free: { Type: String }
+Resources: {}
+"#;
+
+    fn check(name: &str, value: &str) -> Result<(), String> {
+        declared(TEMPLATE).unwrap()[name].check(value)
+    }
+
+    #[test]
+    fn values_the_template_allows_pass() {
+        for (name, value) in [
+            ("ProjectName", "fargate-app"),
+            ("Count", ""),
+            ("Count", "2"),
+            ("Cpu", "512"),
+            ("Target", "10"),
+            ("Target", "55.5"),
+            ("Path", "/h"),
+            ("Free", "anything at all"),
+        ] {
+            assert_eq!(check(name, value), Ok(()), "{name} = {value:?}");
+        }
+    }
+
+    #[test]
+    fn values_cloudformation_would_refuse_say_why() {
+        for (name, value, why) in [
+            ("ProjectName", "My_App", "must match ^[a-z]"),
+            ("ProjectName", "app-", "must match"),
+            ("ProjectName", "a-project-name-of-20c", "must match"),
+            ("Count", "3", "allowed: , 1, 2"),
+            ("Cpu", "300", "allowed: 256, 512"),
+            ("Target", "high", "must be a number"),
+            ("Target", "95", "must be at most 90"),
+            ("Target", "5", "must be at least 10"),
+            ("Path", "", "at least 1 characters"),
+            ("Path", "/health", "at most 5 characters"),
+        ] {
+            let err = check(name, value).expect_err(value);
+            assert!(err.contains(why), "{name} = {value:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_explanation_quotes_the_template() {
+        let decls = declared(TEMPLATE).unwrap();
+        assert_eq!(
+            decls["ProjectName"].explain("must match x"),
+            "must match x; the template says: Lower-case."
+        );
+        assert_eq!(decls["Free"].explain("r"), "r");
+    }
+}
