@@ -574,6 +574,40 @@ fn the_longest_accepted_names_fit_the_load_balancer_name() {
     );
 }
 
+/// Every `!Cidr [!Ref VpcCidr, count, bits]` must fit in every VPC range the parameter admits:
+/// `count` subnets of `2^bits` addresses in a `/N` range need `count * 2^bits <= 2^(32 - N)`.
+#[test]
+fn every_accepted_vpc_range_holds_its_subnets() {
+    let vpc = Template::load("vpc");
+    let pattern = vpc.root["Parameters"]["VpcCidr"]["AllowedPattern"]
+        .as_str()
+        .expect("VpcCidr has an AllowedPattern");
+    let re = regex_lite::Regex::new(pattern).unwrap();
+    let accepted: Vec<u32> = (8..=28)
+        .filter(|n| re.is_match(&format!("10.0.0.0/{n}")))
+        .collect();
+    assert!(!accepted.is_empty(), "{pattern} admits no range");
+    let mut splits = Vec::new();
+    tests::template::walk(&vpc.root, &mut |v| {
+        if let Some(("Fn::Cidr", serde_yaml::Value::Sequence(args))) = tests::template::intrinsic(v)
+        {
+            if let [_, count, bits] = args.as_slice() {
+                splits.push((count.as_u64().unwrap(), bits.as_u64().unwrap()));
+            }
+        }
+    });
+    assert!(!splits.is_empty(), "no !Cidr in the vpc template");
+    for (count, bits) in splits {
+        for n in &accepted {
+            assert!(
+                count << bits <= 1u64 << (32 - n),
+                "VpcCidr admits /{n}, which cannot hold {count} subnets of /{}",
+                32 - bits
+            );
+        }
+    }
+}
+
 #[test]
 fn rollout_floor_is_a_minute_or_less() {
     let ecs = Template::load("ecs");
