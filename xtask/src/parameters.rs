@@ -109,6 +109,90 @@ impl Declaration {
     }
 }
 
+/// The first of the template's `Rules` that `values` break, as its `AssertDescription`.
+/// CloudFormation checks them when it makes the change set; fakecloud does not, so xtask does,
+/// just before. A rule built from functions other than `Equals`, `Not`, `And`, `Or`, `Contains`
+/// and `Ref` is left to CloudFormation.
+pub fn broken_rule(template: &str, values: &BTreeMap<String, String>) -> Result<Option<String>> {
+    let doc: Value = serde_yaml::from_str(template).context("not YAML")?;
+    for (name, rule) in doc
+        .get("Rules")
+        .and_then(Value::as_mapping)
+        .into_iter()
+        .flatten()
+    {
+        let applies = match rule.get("RuleCondition") {
+            None => Some(true),
+            Some(condition) => truth(condition, values),
+        };
+        if applies != Some(true) {
+            continue;
+        }
+        for assertion in rule
+            .get("Assertions")
+            .and_then(Value::as_sequence)
+            .into_iter()
+            .flatten()
+        {
+            if assertion.get("Assert").and_then(|a| truth(a, values)) == Some(false) {
+                let said = assertion.get("AssertDescription").and_then(scalar);
+                return Ok(Some(said.unwrap_or_else(|| {
+                    format!("rule {} fails", name.as_str().unwrap_or("?"))
+                })));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// A rule function and its argument, from `!Equals [..]` or `{Fn::Equals: [..]}` (`Ref` as is).
+fn function(v: &Value) -> Option<(String, &Value)> {
+    match v {
+        Value::Tagged(t) => Some((
+            t.tag.to_string().trim_start_matches('!').to_owned(),
+            &t.value,
+        )),
+        Value::Mapping(m) if m.len() == 1 => {
+            let (k, arg) = m.iter().next()?;
+            let k = k.as_str()?;
+            Some((k.strip_prefix("Fn::").unwrap_or(k).to_owned(), arg))
+        }
+        _ => None,
+    }
+}
+
+/// A plain value, or a parameter's value by `Ref`.
+fn text(v: &Value, values: &BTreeMap<String, String>) -> Option<String> {
+    match function(v) {
+        Some((f, name)) if f == "Ref" => values.get(name.as_str()?).cloned(),
+        Some(_) => None,
+        None => scalar(v),
+    }
+}
+
+/// A condition's truth, `None` when it cannot be decided here.
+fn truth(v: &Value, values: &BTreeMap<String, String>) -> Option<bool> {
+    let (f, arg) = function(v)?;
+    let args = arg.as_sequence()?;
+    let each = || -> Option<Vec<bool>> { args.iter().map(|c| truth(c, values)).collect() };
+    match (f.as_str(), args.as_slice()) {
+        ("Equals", [a, b]) => Some(text(a, values)? == text(b, values)?),
+        ("Not", [c]) => truth(c, values).map(|b| !b),
+        ("And", _) => each().map(|all| all.iter().all(|b| *b)),
+        ("Or", _) => each().map(|all| all.iter().any(|b| *b)),
+        ("Contains", [list, x]) => {
+            let x = text(x, values)?;
+            let list: Option<Vec<String>> = list
+                .as_sequence()?
+                .iter()
+                .map(|v| text(v, values))
+                .collect();
+            Some(list?.contains(&x))
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,6 +245,58 @@ Resources: {}
             let err = check(name, value).expect_err(value);
             assert!(err.contains(why), "{name} = {value:?}: {err}");
         }
+    }
+
+    const RULES: &str = r#"
+Rules:
+  Pairs:
+    RuleCondition: !Equals [!Ref Cpu, "256"]
+    Assertions:
+      - Assert: !Contains [["512", "1024"], !Ref Memory]
+        AssertDescription: With Cpu 256, Memory must be 512 or 1024.
+  Both:
+    RuleCondition: { "Fn::And": [{ "Fn::Equals": [{ Ref: Front }, "on"] }, !Not [!Equals [!Ref Mode, "x"]]] }
+    Assertions:
+      - Assert: !Or [!Equals [!Ref Id, "a"], !Equals [!Ref Id, "b"]]
+        AssertDescription: Id must be a or b.
+  Unknown:
+    Assertions:
+      - Assert: !EachMemberIn [!Ref List, ["x"]]
+        AssertDescription: left to CloudFormation.
+"#;
+
+    fn rule_for(pairs: &[(&str, &str)]) -> Option<String> {
+        let values = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        broken_rule(RULES, &values).unwrap()
+    }
+
+    #[test]
+    fn rules_are_decided_from_the_values() {
+        let ok = [
+            ("Cpu", "256"),
+            ("Memory", "1024"),
+            ("Front", "on"),
+            ("Mode", "y"),
+            ("Id", "b"),
+        ];
+        assert_eq!(rule_for(&ok), None);
+        let mut bad_pair = ok;
+        bad_pair[1] = ("Memory", "4096");
+        assert_eq!(
+            rule_for(&bad_pair).as_deref(),
+            Some("With Cpu 256, Memory must be 512 or 1024.")
+        );
+        let mut bad_id = ok;
+        bad_id[4] = ("Id", "c");
+        assert_eq!(rule_for(&bad_id).as_deref(), Some("Id must be a or b."));
+        // A rule whose condition does not hold, or whose values are unknown, is not applied.
+        let mut other_mode = bad_id;
+        other_mode[3] = ("Mode", "x");
+        assert_eq!(rule_for(&other_mode), None);
+        assert_eq!(rule_for(&[("Memory", "4096")]), None);
     }
 
     #[test]

@@ -152,6 +152,22 @@ impl Environment {
         })
     }
 
+    /// The template's `Rules` over the stack's final parameters (the file's, xtask's computed
+    /// ones, the defaults), as CloudFormation checks them when it makes the change set.
+    pub fn check_rules(&self, stack: &crate::stack::Stack) -> Result<()> {
+        let Some(values) = crate::stack::effective_parameters(stack) else {
+            return Ok(());
+        };
+        match crate::parameters::broken_rule(&stack.template, &values)? {
+            None => Ok(()),
+            Some(rule) => bail!(
+                "infra/{}.yaml refuses the parameters of infra/env/{}.yaml: {rule} Change them and deploy again",
+                stack.label,
+                self.name
+            ),
+        }
+    }
+
     /// `<project>-<env>-<stack>`.
     pub fn stack_name(&self, kind: StackKind) -> String {
         format!("{}-{}-{}", self.project, self.name, kind.name())
@@ -312,11 +328,55 @@ mod tests {
         loaded.unwrap();
     }
 
+    /// The stack as a deploy would make it, with xtask's computed values filled in.
+    fn stack_of(env: &Environment, kind: StackKind) -> crate::stack::Stack {
+        let computed = [
+            ("ImageUri", format!("r@sha256:{}", "0".repeat(64))),
+            ("CpuArchitecture", "X86_64".to_owned()),
+            ("CloudFrontPrefixListId", "pl-12345678".to_owned()),
+        ];
+        crate::stack::Stack {
+            name: env.stack_name(kind),
+            label: kind.name().to_owned(),
+            template: env.template(kind).unwrap(),
+            parameters: env.parameters(
+                kind,
+                if kind == StackKind::Ecs {
+                    &computed
+                } else {
+                    &[]
+                },
+            ),
+            tags: vec![],
+        }
+    }
+
     #[test]
     fn the_shipped_environments_pass() {
         for env in known_environments(&root().join("infra")) {
-            Environment::load(&root(), &env).unwrap();
+            let env = Environment::load(&root(), &env).unwrap();
+            for kind in StackKind::ALL {
+                env.check_rules(&stack_of(&env, kind)).unwrap();
+            }
         }
+    }
+
+    #[test]
+    fn a_fargate_size_aws_does_not_offer_is_refused_before_the_change_set() {
+        let dir = infra_with(
+            "odd",
+            "project: app\nstacks:\n  ecs:\n    Cpu: 256\n    Memory: 4096\n",
+        );
+        let env = Environment::load(&dir, "odd").unwrap();
+        let err = env
+            .check_rules(&stack_of(&env, StackKind::Ecs))
+            .unwrap_err()
+            .to_string();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            err,
+            "infra/ecs.yaml refuses the parameters of infra/env/odd.yaml: With Cpu 256, Memory must be 512, 1024 or 2048. Change them and deploy again"
+        );
     }
 
     #[test]

@@ -53,7 +53,7 @@ impl Session {
 
     /// The stack of `kind`, with its template and parameters (plus `extra` computed values).
     pub fn stack(&self, kind: StackKind, extra: &[(&str, String)]) -> Result<stack::Stack> {
-        Ok(stack::Stack {
+        let stack = stack::Stack {
             name: self.env.stack_name(kind),
             label: kind.name().to_owned(),
             template: self.env.template(kind)?,
@@ -63,7 +63,9 @@ impl Session {
                 ("environment".into(), self.env.name.clone()),
                 ("managed-by".into(), "cargo-xtask".into()),
             ],
-        })
+        };
+        self.env.check_rules(&stack)?;
+        Ok(stack)
     }
 
     /// The ECR repository name, from the ecr stack's outputs.
