@@ -300,6 +300,11 @@ mod tests {
             ),
             (
                 "dev",
+                "project: app\nstacks:\n  ecs:\n    HealthCheckPath: health\n",
+                "stacks.ecs.HealthCheckPath = \"health\" is refused by infra/ecs.yaml (must match ^/",
+            ),
+            (
+                "dev",
                 "project: My_App\n",
                 "project \"My_App\" is refused by infra/vpc.yaml (must match",
             ),
