@@ -125,7 +125,7 @@ pub async fn run(root: &Path, cmd: flags::Bench) -> Result<()> {
         .map(|n| n.get())
         .unwrap_or(1);
     let place = Placement::for_cores(cores);
-    let background = if std::net::TcpStream::connect(("127.0.0.1", 4566)).is_ok() {
+    let background = if crate::fakecloud::healthy() {
         "fakecloud was running during the server rows: its background work preempts them (stop it for the quietest numbers)"
     } else {
         "fakecloud not running during the server rows"
@@ -375,8 +375,9 @@ impl Samples {
     }
 }
 
-/// `wrk --latency` with one thread, on the load core.
-fn wrk(port: u16, path: &str, place: &Placement) -> Result<Load> {
+/// `wrk --latency` with one thread, on the load core; `preemptions` counts the server's.
+fn wrk(port: u16, path: &str, place: &Placement, preemptions: impl Fn() -> u64) -> Result<Load> {
+    let (preempted_before, started) = (preemptions(), Instant::now());
     let before = place.load.and_then(cpu_times);
     let out = place
         .load_generator("wrk")
@@ -393,6 +394,8 @@ fn wrk(port: u16, path: &str, place: &Placement) -> Result<Load> {
         .output()
         .context("cannot run wrk: install it (`apt-get install wrk`)")?;
     let after = place.load.and_then(cpu_times);
+    let preempted_per_s =
+        preemptions().saturating_sub(preempted_before) as f64 / started.elapsed().as_secs_f64();
     let (rps, p99) = parse_wrk(&String::from_utf8_lossy(&out.stdout))?;
     let load_core_busy = match (before, after) {
         (Some((busy0, total0)), Some((busy1, total1))) if total1 > total0 => {
@@ -404,7 +407,7 @@ fn wrk(port: u16, path: &str, place: &Placement) -> Result<Load> {
         rps,
         p99,
         load_core_busy,
-        preempted_per_s: 0.0,
+        preempted_per_s,
     })
 }
 
@@ -603,10 +606,7 @@ impl Server {
     /// (involuntary context switches: the stalls that make up the latency tail). Fails when the
     /// server died under the load (its numbers would be someone else's).
     fn load(&mut self, path: &str, place: &Placement) -> Result<Load> {
-        let (before, started) = (self.preemptions(), Instant::now());
-        let mut load = wrk(self.port, path, place)?;
-        load.preempted_per_s =
-            self.preemptions().saturating_sub(before) as f64 / started.elapsed().as_secs_f64();
+        let load = wrk(self.port, path, place, || self.preemptions())?;
         match self.child.try_wait()? {
             None => Ok(load),
             Some(status) => bail!("the server under test exited during the load ({status})"),

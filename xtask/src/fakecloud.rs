@@ -21,9 +21,10 @@ pub async fn ensure_running(ui: &Ui, root: &Path) -> Result<()> {
     if healthy() {
         return Ok(());
     }
-    let bin = match find_binary(&Places::from_env()) {
+    let places = Places::from_env();
+    let bin = match find_binary(&places) {
         Some(bin) => bin,
-        None => install(ui, &Places::from_env())?,
+        None => install(ui, &places)?,
     };
     let log_path = root.join("target").join("fakecloud.log");
     std::fs::create_dir_all(log_path.parent().unwrap()).context("cannot create target/")?;
@@ -137,7 +138,8 @@ fn install(ui: &Ui, places: &Places) -> Result<PathBuf> {
     )
 }
 
-fn healthy() -> bool {
+/// fakecloud answers on 127.0.0.1:4566.
+pub fn healthy() -> bool {
     matches!(http_get("/_fakecloud/health"), Ok((200, _)))
 }
 

@@ -12,6 +12,7 @@ use serde_yaml::Value;
 #[derive(Debug, Default)]
 pub struct Declaration {
     pub ty: String,
+    pub default: Option<String>,
     pub allowed_pattern: Option<String>,
     pub allowed_values: Option<Vec<String>>,
     pub min_value: Option<f64>,
@@ -38,6 +39,7 @@ pub fn declared(template: &str) -> Result<BTreeMap<String, Declaration>> {
             name.to_owned(),
             Declaration {
                 ty: text("Type").unwrap_or_default(),
+                default: text("Default"),
                 allowed_pattern: text("AllowedPattern"),
                 allowed_values: decl
                     .get("AllowedValues")

@@ -182,6 +182,22 @@ impl Environment {
         self.infra_dir.join(format!("{}.yaml", kind.name()))
     }
 
+    /// The stack of `kind` as a deploy sends it: template, parameters (plus `extra` computed
+    /// values) and tags.
+    pub fn stack(&self, kind: StackKind, extra: &[(&str, String)]) -> Result<crate::stack::Stack> {
+        Ok(crate::stack::Stack {
+            name: self.stack_name(kind),
+            label: kind.name().to_owned(),
+            template: self.template(kind)?,
+            parameters: self.parameters(kind, extra),
+            tags: vec![
+                ("project".into(), self.project.clone()),
+                ("environment".into(), self.name.clone()),
+                ("managed-by".into(), "cargo-xtask".into()),
+            ],
+        })
+    }
+
     /// The template of `kind`, as text.
     pub fn template(&self, kind: StackKind) -> Result<String> {
         let path = self.template_path(kind);
@@ -340,20 +356,12 @@ mod tests {
             ("CpuArchitecture", "X86_64".to_owned()),
             ("CloudFrontPrefixListId", "pl-12345678".to_owned()),
         ];
-        crate::stack::Stack {
-            name: env.stack_name(kind),
-            label: kind.name().to_owned(),
-            template: env.template(kind).unwrap(),
-            parameters: env.parameters(
-                kind,
-                if kind == StackKind::Ecs {
-                    &computed
-                } else {
-                    &[]
-                },
-            ),
-            tags: vec![],
-        }
+        let extra: &[_] = if kind == StackKind::Ecs {
+            &computed
+        } else {
+            &[]
+        };
+        env.stack(kind, extra).unwrap()
     }
 
     #[test]

@@ -51,19 +51,10 @@ impl Session {
         })
     }
 
-    /// The stack of `kind`, with its template and parameters (plus `extra` computed values).
+    /// The stack of `kind`, with its template and parameters (plus `extra` computed values),
+    /// once the template's `Rules` accept them.
     pub fn stack(&self, kind: StackKind, extra: &[(&str, String)]) -> Result<stack::Stack> {
-        let stack = stack::Stack {
-            name: self.env.stack_name(kind),
-            label: kind.name().to_owned(),
-            template: self.env.template(kind)?,
-            parameters: self.env.parameters(kind, extra),
-            tags: vec![
-                ("project".into(), self.env.project.clone()),
-                ("environment".into(), self.env.name.clone()),
-                ("managed-by".into(), "cargo-xtask".into()),
-            ],
-        };
+        let stack = self.env.stack(kind, extra)?;
         self.env.check_rules(&stack)?;
         Ok(stack)
     }

@@ -432,23 +432,18 @@ async fn same_as_deployed(
 /// Every parameter the template declares, with the value a deploy would give it: ours, else the
 /// template's default. `None` when the template cannot be read or a parameter has neither.
 pub fn effective_parameters(stack: &Stack) -> Option<BTreeMap<String, String>> {
-    let template: serde_yaml::Value = serde_yaml::from_str(&stack.template).ok()?;
-    let declared = template.get("Parameters").and_then(|p| p.as_mapping());
-    let mut out = BTreeMap::new();
-    for (name, decl) in declared.into_iter().flatten() {
-        let name = name.as_str()?.to_owned();
-        let value = match stack.parameters.get(&name) {
-            Some(v) => v.clone(),
-            None => match decl.get("Default")? {
-                serde_yaml::Value::String(s) => s.clone(),
-                serde_yaml::Value::Number(n) => n.to_string(),
-                serde_yaml::Value::Bool(b) => b.to_string(),
-                _ => return None,
-            },
-        };
-        out.insert(name, value);
-    }
-    Some(out)
+    crate::parameters::declared(&stack.template)
+        .ok()?
+        .into_iter()
+        .map(|(name, declaration)| {
+            let value = stack
+                .parameters
+                .get(&name)
+                .cloned()
+                .or(declaration.default)?;
+            Some((name, value))
+        })
+        .collect()
 }
 
 /// The outputs of the stack `name` (empty when it does not exist).
