@@ -5,6 +5,12 @@ mod common;
 
 use common::*;
 
+/// `cargo xtask <command> --env <env> --local` with `infra/env/<env>.yaml` holding `file`.
+fn with_env_file(env: &str, file: &str, command: &str) -> (std::process::Output, String) {
+    let _file = EnvFile::write(env, file);
+    xtask(&[command, "--env", env, "--local"])
+}
+
 fn error_line(text: &str) -> &str {
     text.lines()
         .find(|l| l.starts_with("error: "))
@@ -88,14 +94,11 @@ fn destroy_without_a_terminal_refuses_without_yes() {
 
 #[test]
 fn parameter_file_naming_an_unknown_parameter() {
-    let path = root().join("infra/env/badparam.yaml");
-    std::fs::write(
-        &path,
+    let (out, text) = with_env_file(
+        "badparam",
         "project: badparam\nstacks:\n  vpc:\n    VpcCidrr: 10.0.0.0/16\n",
-    )
-    .unwrap();
-    let (out, text) = xtask(&["diff", "--env", "badparam", "--local"]);
-    let _ = std::fs::remove_file(&path);
+        "diff",
+    );
     assert_eq!(out.status.code(), Some(2), "diff's error exit code");
     let line = error_line(&text);
     assert!(
@@ -106,10 +109,11 @@ fn parameter_file_naming_an_unknown_parameter() {
 
 #[test]
 fn parameter_value_the_template_refuses() {
-    let path = root().join("infra/env/badvalue.yaml");
-    std::fs::write(&path, "project: badvalue\nstacks:\n  ecs:\n    Cpu: 300\n").unwrap();
-    let (out, text) = xtask(&["deploy", "--env", "badvalue", "--local"]);
-    let _ = std::fs::remove_file(&path);
+    let (out, text) = with_env_file(
+        "badvalue",
+        "project: badvalue\nstacks:\n  ecs:\n    Cpu: 300\n",
+        "deploy",
+    );
     assert_eq!(out.status.code(), Some(1));
     let line = error_line(&text);
     assert!(
@@ -118,5 +122,21 @@ fn parameter_value_the_template_refuses() {
         "{line}"
     );
     // Refused before anything was built or deployed.
+    assert!(!text.contains("app binary"), "{text}");
+}
+
+#[test]
+fn parameters_a_template_rule_refuses_together() {
+    let (out, text) = with_env_file(
+        "badrange",
+        "project: badrange\nstacks:\n  ecs:\n    MinCount: \"5\"\n    MaxCount: \"2\"\n",
+        "deploy",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        error_line(&text),
+        "error: infra/ecs.yaml refuses the parameters of infra/env/badrange.yaml: MinCount must not \
+         exceed MaxCount (2). Change them and run again"
+    );
     assert!(!text.contains("app binary"), "{text}");
 }

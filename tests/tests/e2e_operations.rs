@@ -41,21 +41,36 @@ fn diff_status_destroy_and_recovery_from_a_failed_create() {
     let (out, _) = run(&["destroy", "--yes", "--delete-images", "--delete-logs"]);
     assert!(out.status.success(), "cleanup before the test failed");
 
-    // A first create that fails (auto scaling with MinCount above MaxCount)...
-    let _env = env_file("    MinCount: \"3\"\n    MaxCount: \"2\"\n");
+    // A first create that fails: an account whose "rules per security group" quota is 50 (as
+    // when "security groups per network interface" was raised to 20), below the 55 rules that
+    // CloudFront's prefix list weighs in the load balancer's security group...
+    let quota = LoweredQuota::set("vpc", "L-0EA8095F", 50);
     let (out, text) = run(&["deploy"]);
     assert!(
         !out.status.success(),
-        "a deploy with MinCount > MaxCount succeeded"
+        "a deploy over quota succeeded: {text}"
     );
-    assert!(text.contains("error: "), "no one-line error: {text}");
-    // ...then a fixed parameter file deploys.
-    let _env = env_file("    LogRetentionDays: 30\n");
-    let (out, _) = run(&["deploy"]);
+    let error = text
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no one-line error: {text}"));
+    assert!(
+        error.contains("LoadBalancerSecurityGroup")
+            && error.contains("raise the quota \"Inbound or outbound rules per security group\""),
+        "the error does not name the resource and the quota: {error}"
+    );
+    assert_eq!(
+        rt.block_on(stack_states(&aws, &prefix))[2].1,
+        "ROLLBACK_COMPLETE"
+    );
+    // ...then, with the quota raised, the next deploy replaces the failed stack.
+    drop(quota);
+    let (out, text) = run(&["deploy"]);
     assert!(
         out.status.success(),
-        "the deploy after a failed first create failed"
+        "the deploy after a failed first create failed: {text}"
     );
+    assert!(text.contains("ROLLBACK_COMPLETE"), "{text}");
 
     // diff: nothing to change (exit 0), then a parameter change (exit 1).
     let (out, text) = run(&["diff"]);
@@ -234,10 +249,11 @@ fn diff_status_destroy_and_recovery_from_a_failed_create() {
     // Clean up for the next run, logs included.
     let (out, text) = run(&["destroy", "--yes", "--delete-images", "--delete-logs"]);
     assert!(out.status.success());
-    // Two: the failed first create's group was kept through its rollback as well.
+    // One, kept through the destroy (the failed first create stopped at the load balancer's
+    // security group, before its log group).
     assert!(
         text.contains(&format!(
-            "deleted 2 CloudWatch log group(s) under /ecs/{prefix}/"
+            "deleted 1 CloudWatch log group(s) under /ecs/{prefix}/"
         )),
         "{text}"
     );

@@ -110,6 +110,24 @@ pub fn first_failure(events: &[StackEvent]) -> Option<String> {
     ))
 }
 
+/// What to do about a resource failure whose reason we recognise (a quota, mostly: the first
+/// deploy into a fresh account is where quotas bite).
+pub fn known_fix(reason: &str) -> Option<&'static str> {
+    if reason.contains("RulesPerSecurityGroupLimitExceeded")
+        || reason.contains("rules per security group")
+    {
+        Some(
+            "CloudFront's origin-facing prefix list counts as 55 rules: raise the quota \
+             \"Inbound or outbound rules per security group\" (Service Quotas, vpc L-0EA8095F) to 55 \
+             or more, or set CloudFrontEnabled: \"false\" in infra/env",
+        )
+    } else if reason.contains("LimitExceeded") || reason.contains("maximum number of") {
+        Some("an account quota is reached: raise it in Service Quotas, or delete what you no longer use")
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -178,6 +196,26 @@ pub(crate) mod tests {
         )];
         assert!(first_failure(&only_cancelled).unwrap().starts_with("Igw"));
         assert_eq!(first_failure(&events[..1]), None);
+    }
+
+    #[test]
+    fn quota_failures_say_which_quota_to_raise() {
+        // As AWS words them in a stack event.
+        let rules =
+            "The maximum number of rules per security group has been reached. (Service: Ec2, \
+                     Status Code: 400, Request ID: 1f2e)";
+        assert!(known_fix(rules)
+            .unwrap()
+            .contains("vpc L-0EA8095F) to 55 or more"));
+        let vpcs = "The maximum number of VPCs has been reached. (Service: Ec2, Status Code: 400)";
+        assert!(known_fix(vpcs)
+            .unwrap()
+            .starts_with("an account quota is reached"));
+        let elb = "TooManyLoadBalancers: LimitExceeded";
+        assert!(known_fix(elb)
+            .unwrap()
+            .starts_with("an account quota is reached"));
+        assert_eq!(known_fix("The CIDR '10.0.0.0/8' is invalid."), None);
     }
 
     #[test]

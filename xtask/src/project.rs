@@ -33,6 +33,15 @@ impl StackKind {
     }
 }
 
+/// The parameters xtask computes just before the ecs change set (`Session::ecs_parameters`),
+/// unless the environment file sets them.
+pub const COMPUTED: [&str; 4] = [
+    "ImageUri",
+    "CpuArchitecture",
+    "ContainerHealthCheck",
+    "CloudFrontPrefixListId",
+];
+
 /// `infra/env/<env>.yaml`, parsed.
 #[derive(Debug, Clone)]
 pub struct Environment {
@@ -67,6 +76,14 @@ impl Environment {
         let env = Self::parse(name, &text, infra_dir)
             .with_context(|| format!("in {}", path.display()))?;
         env.check_against_templates()?;
+        for kind in StackKind::ALL {
+            let file = env.stacks.get(kind.name());
+            let not_yet: Vec<&str> = COMPUTED
+                .into_iter()
+                .filter(|name| !file.is_some_and(|f| f.contains_key(*name)))
+                .collect();
+            env.check_rules(&env.stack(kind, &[])?, &not_yet)?;
+        }
         Ok(env)
     }
 
@@ -75,6 +92,15 @@ impl Environment {
     /// command here, before any build or AWS call.
     pub fn check_against_templates(&self) -> Result<()> {
         let file = format!("infra/env/{}.yaml", self.name);
+        // The load balancer is named <project>-<env>; AWS keeps names starting `internal-` for itself.
+        if self.project == "internal" || self.project.starts_with("internal-") {
+            bail!(
+                "project {:?} would name the load balancer {:?}, and AWS refuses load balancer names \
+                 starting with \"internal-\": change `project:` in {file}",
+                self.project,
+                self.prefix()
+            );
+        }
         for kind in StackKind::ALL {
             let declared =
                 crate::parameters::declared(&self.template(kind)?).with_context(|| {
@@ -152,16 +178,17 @@ impl Environment {
         })
     }
 
-    /// The template's `Rules` over the stack's final parameters (the file's, xtask's computed
-    /// ones, the defaults), as CloudFormation checks them when it makes the change set.
-    pub fn check_rules(&self, stack: &crate::stack::Stack) -> Result<()> {
-        let Some(values) = crate::stack::effective_parameters(stack) else {
-            return Ok(());
-        };
+    /// The template's `Rules` over the stack's parameters (the file's, xtask's computed ones,
+    /// the defaults), as CloudFormation checks them when it makes the change set. Values named
+    /// in `not_yet` are not known yet (a default says nothing about them): rules that need them
+    /// are left for later. `load` checks what the file decides, each change set everything.
+    pub fn check_rules(&self, stack: &crate::stack::Stack, not_yet: &[&str]) -> Result<()> {
+        let (mut values, _) = crate::stack::known_parameters(stack)?;
+        values.retain(|name, _| !not_yet.contains(&name.as_str()));
         match crate::parameters::broken_rule(&stack.template, &values)? {
             None => Ok(()),
             Some(rule) => bail!(
-                "infra/{}.yaml refuses the parameters of infra/env/{}.yaml: {rule} Change them and deploy again",
+                "infra/{}.yaml refuses the parameters of infra/env/{}.yaml: {rule} Change them and run again",
                 stack.label,
                 self.name
             ),
@@ -334,6 +361,16 @@ mod tests {
                 "project: app\nstacks:\n  vpc:\n    VpcCidrr: 10.0.0.0/16\n",
                 "sets \"VpcCidrr\" under stacks.vpc, but infra/vpc.yaml declares no such parameter",
             ),
+            (
+                "dev",
+                "project: internal\n",
+                "project \"internal\" would name the load balancer \"internal-dev\", and AWS refuses",
+            ),
+            (
+                "dev",
+                "project: app\nstacks:\n  ecs:\n    MinCount: \"3\"\n    MaxCount: \"2\"\n",
+                "infra/ecs.yaml refuses the parameters of infra/env/dev.yaml: MinCount must not exceed MaxCount (2). Change them and run again",
+            ),
         ] {
             let dir = infra_with(env, file);
             let err = Environment::load(&dir, env).unwrap_err().to_string();
@@ -342,7 +379,7 @@ mod tests {
         }
         let dir = infra_with(
             "ok",
-            "project: app\nstacks:\n  ecs:\n    MaxCount: \"10\"\n",
+            "project: internals\nstacks:\n  ecs:\n    MinCount: \"4\"\n    MaxCount: \"10\"\n",
         );
         let loaded = Environment::load(&dir, "ok");
         std::fs::remove_dir_all(&dir).unwrap();
@@ -369,27 +406,52 @@ mod tests {
         for env in known_environments(&root().join("infra")) {
             let env = Environment::load(&root(), &env).unwrap();
             for kind in StackKind::ALL {
-                env.check_rules(&stack_of(&env, kind)).unwrap();
+                env.check_rules(&stack_of(&env, kind), &[]).unwrap();
             }
         }
     }
 
     #[test]
-    fn a_fargate_size_aws_does_not_offer_is_refused_before_the_change_set() {
+    fn a_fargate_size_aws_does_not_offer_is_refused_before_anything_runs() {
         let dir = infra_with(
             "odd",
             "project: app\nstacks:\n  ecs:\n    Cpu: 256\n    Memory: 4096\n",
         );
-        let env = Environment::load(&dir, "odd").unwrap();
-        let err = env
-            .check_rules(&stack_of(&env, StackKind::Ecs))
-            .unwrap_err()
-            .to_string();
+        let err = Environment::load(&dir, "odd").unwrap_err().to_string();
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(
             err,
-            "infra/ecs.yaml refuses the parameters of infra/env/odd.yaml: With Cpu 256, Memory must be 512, 1024 or 2048. Change them and deploy again"
+            "infra/ecs.yaml refuses the parameters of infra/env/odd.yaml: With Cpu 256, Memory must be 512, 1024 or 2048. Change them and run again"
         );
+    }
+
+    #[test]
+    fn min_count_above_max_count_is_refused_for_every_pair() {
+        let env = Environment::load(&root(), "dev").unwrap();
+        let template = env.template(StackKind::Ecs).unwrap();
+        let declared = crate::parameters::declared(&template).unwrap();
+        let counts = |name: &str| declared[name].allowed_values.clone().unwrap();
+        for min in counts("MinCount") {
+            for max in counts("MaxCount") {
+                let mut env = env.clone();
+                env.stacks.insert(
+                    "ecs".into(),
+                    BTreeMap::from([
+                        ("MinCount".into(), min.clone()),
+                        ("MaxCount".into(), max.clone()),
+                    ]),
+                );
+                let verdict = env.check_rules(&stack_of(&env, StackKind::Ecs), &[]);
+                let refused = min.parse::<u32>().unwrap() > max.parse::<u32>().unwrap();
+                match verdict {
+                    Ok(()) => assert!(!refused, "MinCount {min} > MaxCount {max} passed"),
+                    Err(e) => assert!(
+                        refused && e.to_string().contains("MinCount must not exceed MaxCount"),
+                        "MinCount {min}, MaxCount {max}: {e}"
+                    ),
+                }
+            }
+        }
     }
 
     #[test]

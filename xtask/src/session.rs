@@ -55,7 +55,7 @@ impl Session {
     /// once the template's `Rules` accept them.
     pub fn stack(&self, kind: StackKind, extra: &[(&str, String)]) -> Result<stack::Stack> {
         let stack = self.env.stack(kind, extra)?;
-        self.env.check_rules(&stack)?;
+        self.env.check_rules(&stack, &[])?;
         Ok(stack)
     }
 

@@ -375,9 +375,10 @@ async fn run_change_set(
                 let reason = events::first_failure(&seen)
                     .or_else(|| current.stack_status_reason().map(str::to_owned))
                     .unwrap_or_else(|| "no reason given".into());
+                let fix = events::known_fix(&reason)
+                    .unwrap_or("Fix it (template or infra/env parameters)");
                 bail!(
-                    "stack {} failed and is now {status}. First failure: {reason}. \
-                     Fix it (template or infra/env parameters) and deploy again",
+                    "stack {} failed and is now {status}. First failure: {reason}. {fix}, then deploy again",
                     stack.name
                 );
             }
@@ -432,10 +433,18 @@ async fn same_as_deployed(
 /// Every parameter the template declares, with the value a deploy would give it: ours, else the
 /// template's default. `None` when the template cannot be read or a parameter has neither.
 pub fn effective_parameters(stack: &Stack) -> Option<BTreeMap<String, String>> {
-    crate::parameters::declared(&stack.template)
-        .ok()?
+    let (known, complete) = known_parameters(stack).ok()?;
+    complete.then_some(known)
+}
+
+/// The declared parameters that have a value (ours, else the template's default), and whether
+/// that is all of them (xtask computes some, such as the image, only just before the change set).
+pub fn known_parameters(stack: &Stack) -> Result<(BTreeMap<String, String>, bool)> {
+    let declared = crate::parameters::declared(&stack.template)?;
+    let count = declared.len();
+    let known: BTreeMap<String, String> = declared
         .into_iter()
-        .map(|(name, declaration)| {
+        .filter_map(|(name, declaration)| {
             let value = stack
                 .parameters
                 .get(&name)
@@ -443,7 +452,9 @@ pub fn effective_parameters(stack: &Stack) -> Option<BTreeMap<String, String>> {
                 .or(declaration.default)?;
             Some((name, value))
         })
-        .collect()
+        .collect();
+    let complete = known.len() == count;
+    Ok((known, complete))
 }
 
 /// The outputs of the stack `name` (empty when it does not exist).

@@ -210,11 +210,18 @@ pub fn value_after<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
 }
 
 pub fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
+    http(addr, "GET", path, "")
+}
+
+/// One HTTP/1.1 request: the status and the body of the answer.
+pub fn http(addr: &str, method: &str, path: &str, body: &str) -> std::io::Result<(u16, String)> {
     let mut s = TcpStream::connect(addr)?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
     )?;
     let mut raw = String::new();
     s.read_to_string(&mut raw)?;
@@ -284,4 +291,27 @@ pub async fn stack_states(aws: &Aws, prefix: &str) -> Vec<(String, String, Strin
         states.push((name, s.stack_status().unwrap().as_str().to_owned(), changed));
     }
     states
+}
+
+/// A fakecloud Service Quotas value set and enforced for as long as this lives (reset on drop,
+/// also when the test fails), as an account whose quota is lower than AWS's default.
+pub struct LoweredQuota(String);
+
+impl LoweredQuota {
+    pub fn set(service: &str, quota: &str, value: u32) -> LoweredQuota {
+        let path = format!("/_fakecloud/service-quotas/quotas/{service}/{quota}");
+        let body = format!("{{\"value\": {value}, \"enforce\": true}}");
+        let (status, answer) = http("127.0.0.1:4566", "PUT", &path, &body).unwrap();
+        assert_eq!(
+            status, 200,
+            "fakecloud did not lower {service} {quota}: {answer}"
+        );
+        LoweredQuota(path)
+    }
+}
+
+impl Drop for LoweredQuota {
+    fn drop(&mut self) {
+        let _ = http("127.0.0.1:4566", "DELETE", &self.0, "");
+    }
 }

@@ -181,7 +181,14 @@ impl ChangeSet {
             .change_set_name(&self.name)
             .send()
             .await
-            .map_err(aws_error)
+            .map_err(|e| {
+                // A resource can fail right here (fakecloud fails them synchronously).
+                let e = aws_error(e);
+                match crate::events::known_fix(&format!("{e:#}")) {
+                    Some(fix) => anyhow::anyhow!("{e:#}. {fix}, then deploy again"),
+                    None => e,
+                }
+            })
             .with_context(|| format!("deploying stack {} failed", self.stack))?;
         Ok(())
     }

@@ -431,6 +431,10 @@ mod with_mocked_cloudformation {
             "{err}"
         );
         assert!(!err.contains("cancelled"), "{err}");
+        assert!(
+            err.ends_with("Fix it (template or infra/env parameters), then deploy again"),
+            "{err}"
+        );
     }
 
     #[tokio::test]
