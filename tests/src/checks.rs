@@ -57,6 +57,10 @@ pub const CHECKS: &[(&str, Check)] = &[
         repositories_are_safe,
     ),
     (
+        "the lifecycle policy never expires the deployed image",
+        deployed_images_never_expire,
+    ),
+    (
         "no hard-coded account ids, regions or availability zones",
         nothing_hard_coded,
     ),
@@ -386,6 +390,120 @@ pub fn repositories_are_safe(t: &Template) -> Violations {
         out.extend(must_be_retained(t, id, r, "the images"));
     }
     out
+}
+
+/// `cargo xtask deploy` tags each image it deploys `deployed-<time>-<digest>` (xtask's
+/// `registry::DEPLOYED_TAG_PREFIX`). However many images are pushed afterwards without a deploy
+/// (`push-image` in CI, deploys that failed and rolled back), the lifecycle policy must keep the
+/// last deployed one, the image the service runs, or the next task it starts cannot pull it.
+pub fn deployed_images_never_expire(t: &Template) -> Violations {
+    let mut out = Vec::new();
+    for (id, r) in t.of_type("AWS::ECR::Repository") {
+        let Some(text) =
+            prop(r, &["LifecyclePolicy", "LifecyclePolicyText"]).and_then(name_pattern)
+        else {
+            continue;
+        };
+        let Ok(policy) = serde_json::from_str::<serde_json::Value>(&with_parameters(&text, "3"))
+        else {
+            out.push(format!("{}: {id}'s lifecycle policy is not JSON", t.name));
+            continue;
+        };
+        // One image deployed, then 30 pushes without a deploy.
+        let mut images = vec![vec![
+            "c0".to_owned(),
+            "deployed-20261125T230115Z-0".to_owned(),
+        ]];
+        images.extend((1..=30).map(|i| vec![format!("c{i}")]));
+        let gone = lifecycle_expires(&policy, &images);
+        if gone.contains(&0) {
+            out.push(format!(
+                "{}: {id}'s lifecycle policy expires the running image once enough images are pushed \
+                 without a deploy: keep images tagged deployed-* in a rule of higher priority",
+                t.name
+            ));
+        }
+        // Ten deploys, then the same 30 pushes: old images of both kinds must still go.
+        let mut images: Vec<Vec<String>> = (0..10)
+            .map(|i| vec![format!("c{i}"), format!("deployed-2026112{i}T000000Z-{i}")])
+            .collect();
+        images.extend((10..40).map(|i| vec![format!("c{i}")]));
+        let gone = lifecycle_expires(&policy, &images);
+        if !gone.contains(&0) || !gone.contains(&10) {
+            out.push(format!(
+                "{}: {id}'s lifecycle policy keeps old images forever (deployed or not): bound both",
+                t.name
+            ));
+        }
+    }
+    out
+}
+
+/// `${Name}` placeholders of a `!Sub` string replaced by `value`.
+fn with_parameters(text: &str, value: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        match rest[start..].find('}') {
+            Some(end) => {
+                out.push_str(value);
+                rest = &rest[start + end + 1..];
+            }
+            None => {
+                rest = &rest[start..];
+                break;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The images (by index, oldest push first, each with its tags) that an ECR lifecycle policy of
+/// `imageCountMoreThan` rules expires, by AWS's rules: rules apply in priority order, newest
+/// images are kept first, and an image a rule's tag filter matched cannot be expired by a rule of
+/// lower priority.
+pub fn lifecycle_expires(policy: &serde_json::Value, images: &[Vec<String>]) -> BTreeSet<usize> {
+    let mut rules: Vec<&serde_json::Value> =
+        policy["rules"].as_array().into_iter().flatten().collect();
+    rules.sort_by_key(|r| r["rulePriority"].as_i64());
+    let mut expired = BTreeSet::new();
+    let mut held = BTreeSet::new();
+    for rule in rules {
+        let selection = &rule["selection"];
+        let prefixes: Vec<&str> = selection["tagPrefixList"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.as_str())
+            .collect();
+        let selects = |tags: &Vec<String>| match selection["tagStatus"].as_str() {
+            Some("tagged") => {
+                !tags.is_empty()
+                    && prefixes
+                        .iter()
+                        .all(|p| tags.iter().any(|t| t.starts_with(p)))
+            }
+            Some("untagged") => tags.is_empty(),
+            _ => true,
+        };
+        let newest_first: Vec<usize> = (0..images.len())
+            .rev()
+            .filter(|i| selects(&images[*i]))
+            .collect();
+        if selection["countType"] == "imageCountMoreThan" {
+            let keep = selection["countNumber"].as_u64().unwrap_or(u64::MAX) as usize;
+            expired.extend(
+                newest_first
+                    .iter()
+                    .skip(keep)
+                    .filter(|i| !held.contains(*i)),
+            );
+        }
+        held.extend(newest_first);
+    }
+    expired
 }
 
 /// Deleting or replacing the resource through its stack must leave it (and its data) in place.

@@ -50,15 +50,29 @@ fn deploy_local_end_to_end() {
     // ECR holds the image, and the task definition runs exactly that digest.
     let pinned = value_after(&text, "image: ").expect("no `image:` line");
     let (_, digest) = pinned.split_once('@').expect("pinned by digest");
-    let images = rt
-        .block_on(aws.ecr.describe_images().repository_name(&prefix).send())
-        .expect("the repository exists");
-    assert!(
-        images
+    // It carries a deployed-* tag, which the lifecycle policy never lets expire while it is
+    // among the last deployed images, however many images are pushed after it.
+    let deployed_tags = |digest: &str| -> Vec<String> {
+        let images = rt
+            .block_on(aws.ecr.describe_images().repository_name(&prefix).send())
+            .expect("the repository exists");
+        let image = images
             .image_details()
             .iter()
-            .any(|d| d.image_digest() == Some(digest)),
-        "ECR has no image {digest}"
+            .find(|d| d.image_digest() == Some(digest))
+            .unwrap_or_else(|| panic!("ECR has no image {digest}"));
+        image
+            .image_tags()
+            .iter()
+            .filter(|t| t.starts_with("deployed-"))
+            .cloned()
+            .collect()
+    };
+    let marked = deployed_tags(digest);
+    assert_eq!(
+        marked.len(),
+        1,
+        "the deployed image is not tagged deployed-*: {marked:?}"
     );
     let service = rt.block_on(service(&aws, &prefix));
     let task_def_arn = service.task_definition().unwrap().to_owned();
@@ -100,4 +114,9 @@ fn deploy_local_end_to_end() {
         "a stack was updated"
     );
     assert_eq!(value_after(&text, "image: "), Some(pinned));
+    assert_eq!(
+        deployed_tags(digest),
+        marked,
+        "a no-op deploy tagged the image again"
+    );
 }

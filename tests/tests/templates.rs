@@ -197,6 +197,23 @@ Resources:
     "Repo must set ImageTagMutability: IMMUTABLE"
 );
 
+/// A repository `Repo` with this lifecycle policy (YAML for `LifecyclePolicyText`).
+fn repository_with_lifecycle(policy: &str) -> String {
+    format!(
+        "Resources:\n  Repo:\n    Type: AWS::ECR::Repository\n    Properties:\n      \
+         LifecyclePolicy:\n        LifecyclePolicyText: {policy}\n"
+    )
+}
+
+rule!(
+    deployed_image_kept,
+    checks::deployed_images_never_expire,
+    &repository_with_lifecycle(
+        r#"!Sub '{"rules": [{"rulePriority": 1, "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": ${ImagesToKeep}}, "action": {"type": "expire"}}]}'"#
+    ),
+    "Repo's lifecycle policy expires the running image"
+);
+
 rule!(
     hard_coded,
     checks::nothing_hard_coded,
@@ -637,4 +654,42 @@ fn the_container_port_is_the_same_in_dockerfile_template_and_xtask() {
         .and_then(|p| p.trim_end_matches(';').parse().ok())
         .expect("CONTAINER_PORT in xtask/src/push_image.rs");
     assert_eq!((exposed, constant), (template_port, template_port));
+}
+
+#[test]
+fn a_lifecycle_policy_that_keeps_every_deployed_image_is_caught() {
+    let forever = snippet(&repository_with_lifecycle(
+        r#"'{"rules": [
+          {"rulePriority": 1, "selection": {"tagStatus": "tagged", "tagPrefixList": ["deployed-"], "countType": "imageCountMoreThan", "countNumber": 9999}, "action": {"type": "expire"}},
+          {"rulePriority": 2, "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 3}, "action": {"type": "expire"}}]}'"#,
+    ));
+    let found = checks::deployed_images_never_expire(&forever);
+    assert!(
+        found.iter().any(|v| v.contains("keeps old images forever")),
+        "{found:#?}"
+    );
+}
+
+#[test]
+fn lifecycle_rules_of_lower_priority_cannot_expire_what_a_tag_rule_matched() {
+    // By the documented semantics: keep 1 image tagged prod*, then keep 1 image of any kind.
+    let policy: serde_json::Value = serde_json::from_str(
+        r#"{"rules": [
+          {"rulePriority": 1, "selection": {"tagStatus": "tagged", "tagPrefixList": ["prod"], "countType": "imageCountMoreThan", "countNumber": 1}},
+          {"rulePriority": 2, "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 1}}]}"#,
+    )
+    .unwrap();
+    let tags = |t: &[&str]| t.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    // Oldest first: prod-a, prod-b, beta-a, beta-b, untagged.
+    let images = [
+        tags(&["prod-a"]),
+        tags(&["prod-b"]),
+        tags(&["beta-a"]),
+        tags(&["beta-b"]),
+        tags(&[]),
+    ];
+    let gone = checks::lifecycle_expires(&policy, &images);
+    // prod-a: rule 1 (second prod image). prod-b: kept by rule 1, out of rule 2's reach.
+    // Rule 2 keeps the newest image (untagged) and expires both betas.
+    assert_eq!(gone, [0, 2, 3].into_iter().collect());
 }

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 
 use crate::flags;
 use crate::project::{Environment, StackKind};
-use crate::registry::human_bytes;
+use crate::registry::{self, human_bytes};
 use crate::session::Session;
 use crate::stack::{self, ChangeRow, Deployed, Import, Outcome, Replacement, Stack};
 use crate::ui::{format_duration, Ui};
@@ -116,10 +116,18 @@ pub async fn run(root: &Path, cmd: flags::Deploy) -> Result<()> {
     if let Err(e) = stable {
         return Err(explain_failed_rollout(&s, e, started_ms).await);
     }
+    // The service runs the image now: from here on the lifecycle policy keeps it (until more
+    // than ImagesToKeep later deploys succeeded), whatever is pushed after it.
+    let marked = registry::mark_deployed(&s.clients.ecr, &pushed, std::time::SystemTime::now())
+        .await
+        .context("the service runs the new image, but tagging it as deployed failed (deploy again to retry)")?;
     phases.push((
         "service stable",
         t.elapsed(),
-        format!("{service_name} in {cluster}"),
+        match marked {
+            Some(tag) => format!("{service_name} in {cluster}, image tagged {tag}"),
+            None => format!("{service_name} in {cluster}"),
+        },
     ));
 
     let local_url = if s.local {

@@ -17,13 +17,21 @@ use crate::ui::Ui;
 /// The image as ECR holds it.
 #[derive(Debug, Clone)]
 pub struct Pushed {
-    /// `<registry>/<repo>`.
+    /// The repository's name, and `<registry>/<repo>`.
+    pub repository: String,
     pub repository_uri: String,
     pub digest: String,
+    /// Every tag ECR has for the image (the content tag, and `deployed-…` once deployed).
+    pub tags: Vec<String>,
     pub bytes_pushed: u64,
     /// True when ECR already had the tag and nothing was sent.
     pub already_there: bool,
 }
+
+/// The tag prefix `deploy` gives an image once the service runs it. The repository's lifecycle
+/// policy keeps images tagged so apart from the count of recent pushes, so the running image (and
+/// the ones before it) never expires, however many images were pushed since.
+pub const DEPLOYED_TAG_PREFIX: &str = "deployed-";
 
 impl Pushed {
     /// `<registry>/<repo>@sha256:...`, what the task definition runs.
@@ -43,14 +51,16 @@ pub async fn push(
     let spinner = ui.spinner("push");
     spinner.set(format!("looking for {}:{} in ECR", repository, image.tag));
     let repository_uri = repository_uri(ecr, repository).await?;
-    if let Some(digest) = find_tag(ecr, repository, &image.tag).await? {
+    if let Some((digest, tags)) = find_tag(ecr, repository, &image.tag).await? {
         spinner.done(format!(
             "ECR already has {repository}:{} ({digest}): pushed nothing",
             image.tag
         ));
         return Ok(Pushed {
+            repository: repository.to_owned(),
             repository_uri,
             digest,
+            tags,
             bytes_pushed: 0,
             already_there: true,
         });
@@ -91,9 +101,9 @@ pub async fn push(
         spinner.failed("push failed");
         return Err(e).with_context(|| format!("pushing {repository_uri}:{} failed", image.tag));
     }
-    let digest = find_tag(ecr, repository, &image.tag)
+    let (digest, tags) = find_tag(ecr, repository, &image.tag)
         .await?
-        .or(progress.digest.clone())
+        .or_else(|| Some((progress.digest.clone()?, vec![image.tag.clone()])))
         .with_context(|| {
             format!(
                 "the push finished but ECR has no {repository}:{}",
@@ -106,11 +116,85 @@ pub async fn push(
         human_bytes(progress.bytes())
     ));
     Ok(Pushed {
+        repository: repository.to_owned(),
         repository_uri,
         digest,
+        tags,
         bytes_pushed: progress.bytes(),
         already_there: false,
     })
+}
+
+/// Tag the image `deployed-<UTC time>` (a second tag on the same manifest: ECR's immutable tags
+/// allow adding one), unless a deploy already did. Returns the new tag.
+pub async fn mark_deployed(
+    ecr: &aws_sdk_ecr::Client,
+    pushed: &Pushed,
+    now: std::time::SystemTime,
+) -> Result<Option<String>> {
+    if pushed
+        .tags
+        .iter()
+        .any(|t| t.starts_with(DEPLOYED_TAG_PREFIX))
+    {
+        return Ok(None);
+    }
+    let repository = &pushed.repository;
+    let failed = || format!("cannot tag {repository}@{} as deployed", pushed.digest);
+    let found = ecr
+        .batch_get_image()
+        .repository_name(repository)
+        .image_ids(
+            ImageIdentifier::builder()
+                .image_digest(&pushed.digest)
+                .build(),
+        )
+        .accepted_media_types("application/vnd.docker.distribution.manifest.v2+json")
+        .accepted_media_types("application/vnd.oci.image.manifest.v1+json")
+        .accepted_media_types("application/vnd.oci.image.index.v1+json")
+        .accepted_media_types("application/vnd.docker.distribution.manifest.list.v2+json")
+        .send()
+        .await
+        .map_err(aws_error)
+        .with_context(failed)?;
+    let image = found
+        .images()
+        .first()
+        .with_context(|| format!("ECR has no image {repository}@{}", pushed.digest))?;
+    let manifest = image.image_manifest().with_context(|| {
+        format!(
+            "ECR returned no manifest for {repository}@{}",
+            pushed.digest
+        )
+    })?;
+    let tag = deployed_tag(now, &pushed.digest);
+    ecr.put_image()
+        .repository_name(repository)
+        .image_manifest(manifest)
+        .set_image_manifest_media_type(image.image_manifest_media_type().map(str::to_owned))
+        .image_digest(&pushed.digest)
+        .image_tag(&tag)
+        .send()
+        .await
+        .map_err(aws_error)
+        .with_context(failed)?;
+    Ok(Some(tag))
+}
+
+/// `deployed-20261125T230115Z-d08293a373c8`: when, and which image (so two images deployed in
+/// the same second cannot ask for the same immutable tag).
+pub fn deployed_tag(now: std::time::SystemTime, digest: &str) -> String {
+    // Whole seconds, so the format has no fraction: 2026-11-25T23:01:15Z.
+    let secs = aws_smithy_types::DateTime::from(now).secs();
+    let time = aws_smithy_types::DateTime::from_secs(secs)
+        .fmt(aws_smithy_types::date_time::Format::DateTime)
+        .unwrap_or_default();
+    let compact: String = time.chars().filter(char::is_ascii_alphanumeric).collect();
+    let short = digest.trim_start_matches("sha256:");
+    format!(
+        "{DEPLOYED_TAG_PREFIX}{compact}-{}",
+        &short[..short.len().min(12)]
+    )
 }
 
 pub async fn repository_uri(ecr: &aws_sdk_ecr::Client, repository: &str) -> Result<String> {
@@ -128,12 +212,12 @@ pub async fn repository_uri(ecr: &aws_sdk_ecr::Client, repository: &str) -> Resu
         .with_context(|| format!("ECR did not report a URI for repository {repository}"))
 }
 
-/// The digest ECR holds under `tag`, if any.
+/// The digest ECR holds under `tag`, and all the image's tags, if it has it.
 pub async fn find_tag(
     ecr: &aws_sdk_ecr::Client,
     repository: &str,
     tag: &str,
-) -> Result<Option<String>> {
+) -> Result<Option<(String, Vec<String>)>> {
     let result = ecr
         .describe_images()
         .repository_name(repository)
@@ -144,8 +228,7 @@ pub async fn find_tag(
         Ok(out) => Ok(out
             .image_details()
             .first()
-            .and_then(|d| d.image_digest())
-            .map(str::to_owned)),
+            .and_then(|d| Some((d.image_digest()?.to_owned(), d.image_tags().to_vec())))),
         Err(e)
             if e.as_service_error()
                 .is_some_and(|s| s.is_image_not_found_exception()) =>
@@ -318,6 +401,91 @@ mod tests {
         assert!(
             decode_token(&base64::engine::general_purpose::STANDARD.encode("nocolon")).is_err()
         );
+    }
+
+    fn pushed(tags: &[&str]) -> Pushed {
+        Pushed {
+            repository: "demo-dev".into(),
+            repository_uri: "1.dkr.ecr.us-east-1.amazonaws.com/demo-dev".into(),
+            digest: format!("sha256:{}", "ab".repeat(32)),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            bytes_pushed: 0,
+            already_there: true,
+        }
+    }
+
+    #[test]
+    fn deployed_tags_say_when_and_which_image() {
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_795_647_675_250);
+        let tag = deployed_tag(at, &pushed(&[]).digest);
+        assert_eq!(tag, "deployed-20261125T230115Z-abababababab");
+        // ECR's tag grammar.
+        assert!(tag.len() <= 128);
+        assert!(tag
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)));
+    }
+
+    #[test]
+    fn the_lifecycle_policy_holds_images_by_the_prefix_deploy_tags_them_with() {
+        let template =
+            std::fs::read_to_string(crate::project::root().join("infra/ecr.yaml")).unwrap();
+        assert!(
+            template.contains(&format!("\"tagPrefixList\": [\"{DEPLOYED_TAG_PREFIX}\"]")),
+            "infra/ecr.yaml's lifecycle policy does not hold {DEPLOYED_TAG_PREFIX}* images"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_deployed_image_gets_a_second_tag_on_the_same_manifest() {
+        use crate::mock::mock_sdk;
+        use aws_sdk_ecr::operation::{
+            batch_get_image::BatchGetImageOutput, put_image::PutImageOutput,
+        };
+        use aws_smithy_mocks::mock;
+        let digest = pushed(&[]).digest;
+        let wanted = digest.clone();
+        let get = mock!(aws_sdk_ecr::Client::batch_get_image)
+            .match_requests(move |r| {
+                r.repository_name() == Some("demo-dev")
+                    && r.image_ids()[0].image_digest() == Some(wanted.as_str())
+            })
+            .then_output(|| {
+                BatchGetImageOutput::builder()
+                    .images(
+                        aws_sdk_ecr::types::Image::builder()
+                            .image_manifest("{\"schemaVersion\":2}")
+                            .image_manifest_media_type("application/vnd.oci.image.manifest.v1+json")
+                            .build(),
+                    )
+                    .build()
+            });
+        let wanted = digest.clone();
+        let put = mock!(aws_sdk_ecr::Client::put_image)
+            .match_requests(move |r| {
+                r.image_manifest() == Some("{\"schemaVersion\":2}")
+                    && r.image_manifest_media_type()
+                        == Some("application/vnd.oci.image.manifest.v1+json")
+                    && r.image_digest() == Some(wanted.as_str())
+                    && r.image_tag() == Some("deployed-20261125T230115Z-abababababab")
+            })
+            .then_output(|| PutImageOutput::builder().build());
+        let ecr = mock_sdk!(aws_sdk_ecr, [&get, &put]);
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_795_647_675);
+
+        let tag = mark_deployed(&ecr, &pushed(&["abc123-0f0f"]), at)
+            .await
+            .unwrap();
+        assert_eq!(
+            tag.as_deref(),
+            Some("deployed-20261125T230115Z-abababababab")
+        );
+        assert_eq!((get.num_calls(), put.num_calls()), (1, 1));
+
+        // Deployed before (a no-op deploy, a redeploy): no call at all.
+        let again = pushed(&["abc123-0f0f", "deployed-20261101T080000Z-abababababab"]);
+        assert_eq!(mark_deployed(&ecr, &again, at).await.unwrap(), None);
+        assert_eq!((get.num_calls(), put.num_calls()), (1, 1));
     }
 
     #[test]
