@@ -33,8 +33,8 @@ impl StackKind {
     }
 }
 
-/// The parameters xtask computes just before the ecs change set (`Session::ecs_parameters`),
-/// unless the environment file sets them.
+/// The parameters xtask may compute just before the ecs change set (`Session::ecs_parameters`),
+/// over whatever the environment file says.
 pub const COMPUTED: [&str; 4] = [
     "ImageUri",
     "CpuArchitecture",
@@ -77,12 +77,7 @@ impl Environment {
             .with_context(|| format!("in {}", path.display()))?;
         env.check_against_templates()?;
         for kind in StackKind::ALL {
-            let file = env.stacks.get(kind.name());
-            let not_yet: Vec<&str> = COMPUTED
-                .into_iter()
-                .filter(|name| !file.is_some_and(|f| f.contains_key(*name)))
-                .collect();
-            env.check_rules(&env.stack(kind, &[])?, &not_yet)?;
+            env.check_rules(&env.stack(kind, &[])?, &COMPUTED)?;
         }
         Ok(env)
     }

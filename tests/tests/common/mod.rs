@@ -40,7 +40,10 @@ pub fn missing_prerequisite() -> Option<String> {
 /// True when the test may run; panics in CI when it cannot.
 pub fn prerequisites() -> bool {
     match missing_prerequisite() {
-        None => true,
+        None => {
+            LoweredQuota::reset_all();
+            true
+        }
         Some(why) if std::env::var_os("CI").is_some() => {
             panic!("end-to-end test cannot run in CI: {why}")
         }
@@ -297,9 +300,20 @@ pub async fn stack_states(aws: &Aws, prefix: &str) -> Vec<(String, String, Strin
 /// also when the test fails), as an account whose quota is lower than AWS's default.
 pub struct LoweredQuota(String);
 
+fn quota_path(service: &str, quota: &str) -> String {
+    format!("/_fakecloud/service-quotas/quotas/{service}/{quota}")
+}
+
+/// The quotas tests lower, as (service, quota code).
+const LOWERED: [(&str, &str); 1] = [("vpc", "L-0EA8095F")];
+
 impl LoweredQuota {
     pub fn set(service: &str, quota: &str, value: u32) -> LoweredQuota {
-        let path = format!("/_fakecloud/service-quotas/quotas/{service}/{quota}");
+        assert!(
+            LOWERED.contains(&(service, quota)),
+            "add {service} {quota} to LOWERED"
+        );
+        let path = quota_path(service, quota);
         let body = format!("{{\"value\": {value}, \"enforce\": true}}");
         let (status, answer) = http("127.0.0.1:4566", "PUT", &path, &body).unwrap();
         assert_eq!(
@@ -307,6 +321,14 @@ impl LoweredQuota {
             "fakecloud did not lower {service} {quota}: {answer}"
         );
         LoweredQuota(path)
+    }
+
+    /// Undo what a test killed before its drop (Ctrl-C on `cargo test`) left in a running
+    /// fakecloud, which would otherwise refuse the next deploy.
+    pub fn reset_all() {
+        for (service, quota) in LOWERED {
+            let _ = http("127.0.0.1:4566", "DELETE", &quota_path(service, quota), "");
+        }
     }
 }
 
