@@ -13,6 +13,16 @@ fn snippet(yaml: &str) -> Template {
     Template::parse("broken", yaml).unwrap()
 }
 
+/// No violations.
+fn assert_holds(found: &[String]) {
+    assert!(found.is_empty(), "{}", found.join("\n"));
+}
+
+/// A violation that says `expect`.
+fn assert_caught(found: &[String], expect: &str) {
+    assert!(found.iter().any(|v| v.contains(expect)), "{found:#?}");
+}
+
 /// `rule!(name, check, broken snippet, words the violation must contain)`.
 macro_rules! rule {
     ($name:ident, $check:path, $broken:expr, $expect:expr) => {
@@ -22,14 +32,13 @@ macro_rules! rule {
             #[test]
             fn holds_for_infra() {
                 let found: Vec<String> = all().iter().flat_map(|t| ($check as Check)(t)).collect();
-                assert!(found.is_empty(), "{}", found.join("\n"));
+                assert_holds(&found);
             }
 
             #[test]
             fn catches_a_broken_template() {
                 let found = ($check as Check)(&snippet($broken));
-                assert!(!found.is_empty(), "the broken snippet passed");
-                assert!(found.iter().any(|v| v.contains($expect)), "{found:#?}");
+                assert_caught(&found, $expect);
             }
         }
     };
@@ -237,7 +246,7 @@ fn every_rule_in_the_catalogue_holds_for_infra() {
 #[test]
 fn every_import_matches_an_earlier_export() {
     let found = checks::imports_match_earlier_exports(&all());
-    assert!(found.is_empty(), "{}", found.join("\n"));
+    assert_holds(&found);
 }
 
 #[test]
@@ -245,12 +254,7 @@ fn an_import_before_its_export_is_caught() {
     let mut templates = all();
     templates.reverse(); // ecs first: its imports are not exported yet
     let found = checks::imports_match_earlier_exports(&templates);
-    assert!(
-        found
-            .iter()
-            .any(|v| v.contains("${ProjectName}-${EnvName}-VpcId")),
-        "{found:#?}"
-    );
+    assert_caught(&found, "${ProjectName}-${EnvName}-VpcId");
 }
 
 #[test]
@@ -265,7 +269,7 @@ fn every_environment_file_matches_the_templates() {
             &std::fs::read_to_string(&path).unwrap(),
             &all(),
         );
-        assert!(found.is_empty(), "{}", found.join("\n"));
+        assert_holds(&found);
         seen += 1;
     }
     assert!(seen >= 1, "no environment files in {}", dir.display());
@@ -278,12 +282,7 @@ fn an_environment_file_naming_an_unknown_parameter_is_caught() {
         "project: x\nstacks:\n  ecs:\n    Cpus: 256\n",
         &all(),
     );
-    assert!(
-        found
-            .iter()
-            .any(|v| v.contains("stacks.ecs.Cpus is not a parameter")),
-        "{found:#?}"
-    );
+    assert_caught(&found, "stacks.ecs.Cpus is not a parameter");
 }
 
 #[test]
@@ -294,12 +293,7 @@ fn a_required_parameter_missing_from_the_environment_is_caught() {
         ..t
     };
     let found = checks::env_file_matches_templates("dev", "project: x\n", &[t]);
-    assert!(
-        found
-            .iter()
-            .any(|v| v.contains("stacks.ecs.Domain is required")),
-        "{found:#?}"
-    );
+    assert_caught(&found, "stacks.ecs.Domain is required");
 }
 
 #[test]
@@ -664,10 +658,7 @@ fn a_lifecycle_policy_that_keeps_every_deployed_image_is_caught() {
           {"rulePriority": 2, "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 3}, "action": {"type": "expire"}}]}'"#,
     ));
     let found = checks::deployed_images_never_expire(&forever);
-    assert!(
-        found.iter().any(|v| v.contains("keeps old images forever")),
-        "{found:#?}"
-    );
+    assert_caught(&found, "keeps old images forever");
 }
 
 #[test]

@@ -1,12 +1,18 @@
 //! Test helper: an SDK client whose responses come from `aws-smithy-mocks` rules.
 
-/// `mock_sdk!(aws_sdk_cloudformation, [&rule, ...])`: like `aws_smithy_mocks::mock_client!`, but
-/// without the SDK's `test-util` feature (see Cargo.toml). Rules match in any order.
+/// `mock_sdk!(aws_sdk_cloudformation, [&rule, ...])`, or `mock_sdk!(sdk, rules: iterator of
+/// &Rule)`: like `aws_smithy_mocks::mock_client!`, but without the SDK's `test-util` feature
+/// (see Cargo.toml). Rules match in any order.
 macro_rules! mock_sdk {
-    ($sdk:ident, [$($rule:expr),* $(,)?]) => {{
-        let interceptor = aws_smithy_mocks::MockResponseInterceptor::new()
-            .rule_mode(aws_smithy_mocks::RuleMode::MatchAny)
-            $(.with_rule($rule))*;
+    ($sdk:ident, [$($rule:expr),* $(,)?]) => {
+        $crate::mock::mock_sdk!($sdk, rules: [$($rule),*])
+    };
+    ($sdk:ident, rules: $rules:expr) => {{
+        let mut interceptor = aws_smithy_mocks::MockResponseInterceptor::new()
+            .rule_mode(aws_smithy_mocks::RuleMode::MatchAny);
+        for rule in $rules {
+            interceptor = interceptor.with_rule(rule);
+        }
         let config = $sdk::Config::builder()
             .behavior_version($sdk::config::BehaviorVersion::latest())
             .region($sdk::config::Region::new("us-east-1"))

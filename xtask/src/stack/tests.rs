@@ -150,21 +150,23 @@ mod with_mocked_cloudformation {
         }
     }
 
-    fn existing(status: &str) -> DescribeStacksOutput {
-        DescribeStacksOutput::builder()
-            .stacks(
-                aws_sdk_cloudformation::types::Stack::builder()
-                    .stack_name("demo-dev-vpc")
-                    .stack_status(StackStatus::from(status))
-                    .creation_time(DateTime::from_secs(0))
-                    .outputs(
-                        Output::builder()
-                            .output_key("VpcId")
-                            .output_value("vpc-123")
-                            .build(),
-                    )
+    /// The deployed stack `demo-dev-vpc` in `status`, with its `VpcId` output.
+    fn deployed(status: &str) -> aws_sdk_cloudformation::types::builders::StackBuilder {
+        aws_sdk_cloudformation::types::Stack::builder()
+            .stack_name("demo-dev-vpc")
+            .stack_status(StackStatus::from(status))
+            .creation_time(DateTime::from_secs(0))
+            .outputs(
+                Output::builder()
+                    .output_key("VpcId")
+                    .output_value("vpc-123")
                     .build(),
             )
+    }
+
+    fn existing(status: &str) -> DescribeStacksOutput {
+        DescribeStacksOutput::builder()
+            .stacks(deployed(status).build())
             .build()
     }
 
@@ -236,6 +238,50 @@ mod with_mocked_cloudformation {
         mock!(Client::describe_change_set).then_output(ready_with_one_change)
     }
 
+    /// The answers of a deploy through a change set, each the ordinary one: an older deployed
+    /// template, the change set made and ready with one change, no new events, executed. A test
+    /// swaps in the ones its case is about and counts the calls.
+    struct Answers {
+        template: aws_smithy_mocks::Rule,
+        create: aws_smithy_mocks::Rule,
+        ready: aws_smithy_mocks::Rule,
+        events: aws_smithy_mocks::Rule,
+        execute: aws_smithy_mocks::Rule,
+    }
+
+    impl Answers {
+        fn ordinary() -> Answers {
+            Answers {
+                template: older_template(),
+                create: create_change_set_ok(None),
+                ready: ready_rule(),
+                events: no_new_events(),
+                execute: execute_ok(),
+            }
+        }
+
+        /// A client answering `DescribeStacks` with `describe`, the rest with these, and `more`
+        /// (a call nothing answers fails the test).
+        fn client(
+            &self,
+            describe: &aws_smithy_mocks::Rule,
+            more: &[&aws_smithy_mocks::Rule],
+        ) -> Client {
+            let ordinary = [
+                describe,
+                &self.template,
+                &self.create,
+                &self.ready,
+                &self.events,
+                &self.execute,
+            ];
+            mock_sdk!(
+                aws_sdk_cloudformation,
+                rules: ordinary.into_iter().chain(more.iter().copied())
+            )
+        }
+    }
+
     /// Approves every change set.
     fn yes(_: &Stack, _: &[ChangeRow]) -> futures_util::future::BoxFuture<'static, bool> {
         Box::pin(async { true })
@@ -257,37 +303,29 @@ mod with_mocked_cloudformation {
     #[tokio::test]
     async fn a_change_set_without_changes_is_success_and_executes_nothing() {
         let describe = mock!(Client::describe_stacks).then_output(|| existing("CREATE_COMPLETE"));
-        let create = create_change_set_ok(Some(ChangeSetType::Update));
-        let ready = mock!(Client::describe_change_set).then_output(|| {
-            DescribeChangeSetOutput::builder()
-                .status(ChangeSetStatus::Failed)
-                .status_reason("The submitted information didn't contain changes. Submit different information to create a change set.")
-                .build()
-        });
+        let answers = Answers {
+            create: create_change_set_ok(Some(ChangeSetType::Update)),
+            ready: mock!(Client::describe_change_set).then_output(|| {
+                DescribeChangeSetOutput::builder()
+                    .status(ChangeSetStatus::Failed)
+                    .status_reason("The submitted information didn't contain changes. Submit different information to create a change set.")
+                    .build()
+            }),
+            ..Answers::ordinary()
+        };
         let delete = delete_change_set_ok();
-        let execute = execute_ok();
-        let cfn = mock_sdk!(
-            aws_sdk_cloudformation,
-            [
-                &older_template(),
-                &describe,
-                &create,
-                &ready,
-                &delete,
-                &execute
-            ]
-        );
+        let cfn = answers.client(&describe, &[&delete]);
 
         let deployed = run(&cfn, &stack()).await.unwrap();
         assert_eq!(deployed.outcome, Outcome::NoChanges);
         assert_eq!(deployed.outputs["VpcId"], "vpc-123");
-        assert_eq!(create.num_calls(), 1);
+        assert_eq!(answers.create.num_calls(), 1);
         assert_eq!(
             delete.num_calls(),
             1,
             "the empty change set must be cleaned up"
         );
-        assert_eq!(execute.num_calls(), 0);
+        assert_eq!(answers.execute.num_calls(), 0);
     }
 
     #[tokio::test]
@@ -387,8 +425,6 @@ mod with_mocked_cloudformation {
             .output(|| existing("CREATE_COMPLETE"))
             .output(|| existing("UPDATE_ROLLBACK_COMPLETE"))
             .build();
-        let create = create_change_set_ok(None);
-        let ready = ready_rule();
         let stack_events = mock!(Client::describe_stack_events)
             .sequence()
             .output(|| events(vec![event("0", "demo-dev-vpc", "CREATE_COMPLETE", None)]))
@@ -411,18 +447,11 @@ mod with_mocked_cloudformation {
                 ])
             })
             .build();
-        let execute = execute_ok();
-        let cfn = mock_sdk!(
-            aws_sdk_cloudformation,
-            [
-                &older_template(),
-                &describe,
-                &create,
-                &ready,
-                &stack_events,
-                &execute
-            ]
-        );
+        let answers = Answers {
+            events: stack_events,
+            ..Answers::ordinary()
+        };
+        let cfn = answers.client(&describe, &[]);
 
         let err = run(&cfn, &stack()).await.unwrap_err().to_string();
         assert!(err.contains("UPDATE_ROLLBACK_COMPLETE"), "{err}");
@@ -449,27 +478,16 @@ mod with_mocked_cloudformation {
             .build();
         let delete =
             mock!(Client::delete_stack).then_output(|| DeleteStackOutput::builder().build());
-        let create = create_change_set_ok(Some(ChangeSetType::Create));
-        let ready = ready_rule();
-        let stack_events = no_new_events();
-        let execute = execute_ok();
-        let cfn = mock_sdk!(
-            aws_sdk_cloudformation,
-            [
-                &older_template(),
-                &describe,
-                &delete,
-                &create,
-                &ready,
-                &stack_events,
-                &execute
-            ]
-        );
+        let answers = Answers {
+            create: create_change_set_ok(Some(ChangeSetType::Create)),
+            ..Answers::ordinary()
+        };
+        let cfn = answers.client(&describe, &[&delete]);
 
         let deployed = run(&cfn, &stack()).await.unwrap();
         assert_eq!(deployed.outcome, Outcome::Created);
         assert_eq!(delete.num_calls(), 1);
-        assert_eq!(create.num_calls(), 1);
+        assert_eq!(answers.create.num_calls(), 1);
     }
 
     #[tokio::test]
@@ -482,21 +500,11 @@ mod with_mocked_cloudformation {
             .output(|| existing("UPDATE_IN_PROGRESS"))
             .output(|| existing("UPDATE_COMPLETE"))
             .build();
-        let create = create_change_set_ok(Some(ChangeSetType::Update));
-        let ready = ready_rule();
-        let stack_events = no_new_events();
-        let execute = execute_ok();
-        let cfn = mock_sdk!(
-            aws_sdk_cloudformation,
-            [
-                &older_template(),
-                &describe,
-                &create,
-                &ready,
-                &stack_events,
-                &execute
-            ]
-        );
+        let answers = Answers {
+            create: create_change_set_ok(Some(ChangeSetType::Update)),
+            ..Answers::ordinary()
+        };
+        let cfn = answers.client(&describe, &[]);
 
         let deployed = run(&cfn, &stack()).await.unwrap();
         assert_eq!(deployed.outcome, Outcome::Updated);
@@ -505,18 +513,15 @@ mod with_mocked_cloudformation {
             5,
             "two polls while busy, then the deploy's own"
         );
-        assert_eq!(execute.num_calls(), 1);
+        assert_eq!(answers.execute.num_calls(), 1);
     }
 
     #[tokio::test]
     async fn no_wait_refuses_a_busy_stack_and_changes_nothing() {
         let describe =
             mock!(Client::describe_stacks).then_output(|| existing("UPDATE_IN_PROGRESS"));
-        let create = create_change_set_ok(None);
-        let cfn = mock_sdk!(
-            aws_sdk_cloudformation,
-            [&older_template(), &describe, &create]
-        );
+        let answers = Answers::ordinary();
+        let cfn = answers.client(&describe, &[]);
         let settings = Settings {
             wait_if_busy: false,
             ..settings(&yes)
@@ -529,7 +534,7 @@ mod with_mocked_cloudformation {
             err.contains("demo-dev-vpc is UPDATE_IN_PROGRESS") && err.contains("--no-wait"),
             "{err}"
         );
-        assert_eq!((describe.num_calls(), create.num_calls()), (1, 0));
+        assert_eq!((describe.num_calls(), answers.create.num_calls()), (1, 0));
     }
 
     #[tokio::test]
@@ -580,14 +585,11 @@ mod with_mocked_cloudformation {
     async fn update_rollback_failed_stops_before_any_change() {
         let describe =
             mock!(Client::describe_stacks).then_output(|| existing("UPDATE_ROLLBACK_FAILED"));
-        let create = create_change_set_ok(None);
-        let cfn = mock_sdk!(
-            aws_sdk_cloudformation,
-            [&older_template(), &describe, &create]
-        );
+        let answers = Answers::ordinary();
+        let cfn = answers.client(&describe, &[]);
         let err = run(&cfn, &stack()).await.unwrap_err().to_string();
         assert!(err.contains("continue-update-rollback"), "{err}");
-        assert_eq!(create.num_calls(), 0);
+        assert_eq!(answers.create.num_calls(), 0);
     }
 
     #[tokio::test]
@@ -599,24 +601,11 @@ mod with_mocked_cloudformation {
             } else {
                 mock!(Client::describe_stacks).then_error(missing)
             };
-            let create = create_change_set_ok(None);
-            let ready = ready_rule();
+            let answers = Answers::ordinary();
             let delete = delete_change_set_ok();
             let delete_stack =
                 mock!(Client::delete_stack).then_output(|| DeleteStackOutput::builder().build());
-            let execute = execute_ok();
-            let cfn = mock_sdk!(
-                aws_sdk_cloudformation,
-                [
-                    &older_template(),
-                    &describe,
-                    &create,
-                    &ready,
-                    &delete,
-                    &delete_stack,
-                    &execute
-                ]
-            );
+            let cfn = answers.client(&describe, &[&delete, &delete_stack]);
             let spinner = Ui::new().spinner("test");
             let refuse =
                 |_: &Stack, rows: &[ChangeRow]| -> futures_util::future::BoxFuture<'_, bool> {
@@ -630,7 +619,7 @@ mod with_mocked_cloudformation {
                 err.to_string().contains("cancelled: nothing was changed"),
                 "{err}"
             );
-            assert_eq!((delete.num_calls(), execute.num_calls()), (1, 0));
+            assert_eq!((delete.num_calls(), answers.execute.num_calls()), (1, 0));
             assert_eq!(
                 delete_stack.num_calls(),
                 usize::from(!exists),
@@ -642,32 +631,21 @@ mod with_mocked_cloudformation {
     #[tokio::test]
     async fn an_identical_template_and_parameters_skip_the_change_set() {
         let same = || {
-            DescribeStacksOutput::builder()
-                .stacks(
-                    aws_sdk_cloudformation::types::Stack::builder()
-                        .stack_name("demo-dev-vpc")
-                        .stack_status(StackStatus::UpdateComplete)
-                        .creation_time(DateTime::from_secs(0))
-                        .parameters(
-                            aws_sdk_cloudformation::types::Parameter::builder()
-                                .parameter_key("ProjectName")
-                                .parameter_value("demo")
-                                .build(),
-                        )
-                        .tags(
-                            aws_sdk_cloudformation::types::Tag::builder()
-                                .key("project")
-                                .value("demo")
-                                .build(),
-                        )
-                        .outputs(
-                            Output::builder()
-                                .output_key("VpcId")
-                                .output_value("vpc-123")
-                                .build(),
-                        )
+            let stack = deployed("UPDATE_COMPLETE")
+                .parameters(
+                    aws_sdk_cloudformation::types::Parameter::builder()
+                        .parameter_key("ProjectName")
+                        .parameter_value("demo")
                         .build(),
                 )
+                .tags(
+                    aws_sdk_cloudformation::types::Tag::builder()
+                        .key("project")
+                        .value("demo")
+                        .build(),
+                );
+            DescribeStacksOutput::builder()
+                .stacks(stack.build())
                 .build()
         };
         let with_params = Stack {
