@@ -196,7 +196,13 @@ async fn deploy_ecs_following_the_service(
     settings: &stack::Settings<'_>,
 ) -> Result<Deployed> {
     let deploy = deploy_stack(s, StackKind::Ecs, extra, settings);
-    let Ok(Some(svc)) = s.deployed_service().await else {
+    tokio::pin!(deploy);
+    // Looked up while the deploy starts, not before it: a no-op deploy waits for neither.
+    let service = tokio::select! {
+        deployed = &mut deploy => return deployed,
+        service = s.deployed_service() => service,
+    };
+    let Ok(Some(svc)) = service else {
         return deploy.await;
     };
     let follow = service::follow_events(&s.clients.ecs, &s.ui, &svc.cluster, &svc.name, s.poll);
