@@ -55,15 +55,7 @@ pub async fn run(root: &Path, cmd: flags::Destroy) -> Result<()> {
     delete(&s, StackKind::Ecs).await?;
     tokio::try_join!(delete(&s, StackKind::Ecr), delete(&s, StackKind::Vpc))?;
 
-    let images = s
-        .clients
-        .ecr
-        .describe_images()
-        .repository_name(&repository)
-        .send()
-        .await
-        .map(|o| o.image_details().len())
-        .ok();
+    let images = crate::registry::count_images(&s.clients.ecr, &repository).await?;
     match (cmd.delete_images, images) {
         (_, None) => println!("ECR repository {repository} is already gone"),
         (true, Some(n)) => {
@@ -125,6 +117,7 @@ async fn delete(s: &Session, kind: StackKind) -> Result<()> {
     let deleted = stack::destroy(
         &s.clients.cfn,
         &name,
+        kind.name(),
         s.poll.max(Duration::from_millis(200)),
         &spinner,
     )

@@ -89,6 +89,18 @@ pub fn format_event(label: &str, event: &StackEvent) -> String {
 
 /// The first failed resource and its reason, skipping the cascade of cancellations after it.
 pub fn first_failure(events: &[StackEvent]) -> Option<String> {
+    first_failed(events).map(|chosen| {
+        format!(
+            "{} ({}): {}",
+            chosen.logical_resource_id().unwrap_or("?"),
+            chosen.resource_type().unwrap_or("?"),
+            chosen.resource_status_reason().unwrap_or("no reason given")
+        )
+    })
+}
+
+/// The event of the first failed resource, skipping the cancellations after it.
+pub fn first_failed(events: &[StackEvent]) -> Option<&StackEvent> {
     let failed = |e: &&StackEvent| {
         e.resource_status()
             .is_some_and(|s| s.as_str().ends_with("_FAILED"))
@@ -97,17 +109,11 @@ pub fn first_failure(events: &[StackEvent]) -> Option<String> {
         e.resource_status_reason()
             .is_some_and(|r| r.contains("cancelled") || r.contains("canceled"))
     };
-    let chosen = events
+    events
         .iter()
         .filter(failed)
         .find(|e| !cancelled(e))
-        .or_else(|| events.iter().find(failed))?;
-    Some(format!(
-        "{} ({}): {}",
-        chosen.logical_resource_id().unwrap_or("?"),
-        chosen.resource_type().unwrap_or("?"),
-        chosen.resource_status_reason().unwrap_or("no reason given")
-    ))
+        .or_else(|| events.iter().find(failed))
 }
 
 /// What to do about a resource failure whose reason we recognise (a quota, mostly: the first

@@ -212,6 +212,33 @@ pub async fn repository_uri(ecr: &aws_sdk_ecr::Client, repository: &str) -> Resu
         .with_context(|| format!("ECR did not report a URI for repository {repository}"))
 }
 
+/// How many images the repository holds, `None` when there is no such repository.
+pub async fn count_images(ecr: &aws_sdk_ecr::Client, repository: &str) -> Result<Option<usize>> {
+    let mut pages = ecr
+        .describe_images()
+        .repository_name(repository)
+        .into_paginator()
+        .send();
+    let mut count = 0;
+    while let Some(page) = pages.next().await {
+        match page {
+            Ok(page) => count += page.image_details().len(),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_repository_not_found_exception()) =>
+            {
+                return Ok(None)
+            }
+            Err(e) => {
+                return Err(aws_error(e)).with_context(|| {
+                    format!("cannot list the images of ECR repository {repository}")
+                })
+            }
+        }
+    }
+    Ok(Some(count))
+}
+
 /// The digest ECR holds under `tag`, and all the image's tags, if it has it.
 pub async fn find_tag(
     ecr: &aws_sdk_ecr::Client,
@@ -486,6 +513,53 @@ mod tests {
         let again = pushed(&["abc123-0f0f", "deployed-20261101T080000Z-abababababab"]);
         assert_eq!(mark_deployed(&ecr, &again, at).await.unwrap(), None);
         assert_eq!((get.num_calls(), put.num_calls()), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn images_are_counted_over_every_page_and_a_missing_repository_is_none() {
+        use crate::mock::mock_sdk;
+        use aws_sdk_ecr::operation::describe_images::{DescribeImagesError, DescribeImagesOutput};
+        use aws_sdk_ecr::types::ImageDetail;
+        use aws_smithy_mocks::mock;
+        let page = |n: usize, next: Option<&str>| {
+            DescribeImagesOutput::builder()
+                .set_image_details(Some(vec![ImageDetail::builder().build(); n]))
+                .set_next_token(next.map(str::to_owned))
+                .build()
+        };
+        let pages = mock!(aws_sdk_ecr::Client::describe_images)
+            .sequence()
+            .output(move || page(100, Some("more")))
+            .output(move || page(7, None))
+            .build();
+        let ecr = mock_sdk!(aws_sdk_ecr, [&pages]);
+        assert_eq!(count_images(&ecr, "demo-dev").await.unwrap(), Some(107));
+
+        let gone = mock!(aws_sdk_ecr::Client::describe_images).then_error(|| {
+            DescribeImagesError::RepositoryNotFoundException(
+                aws_sdk_ecr::types::error::RepositoryNotFoundException::builder()
+                    .message("no repository")
+                    .build(),
+            )
+        });
+        let ecr = mock_sdk!(aws_sdk_ecr, [&gone]);
+        assert_eq!(count_images(&ecr, "demo-dev").await.unwrap(), None);
+
+        // Any other error is one, not a missing repository.
+        let denied = mock!(aws_sdk_ecr::Client::describe_images).then_error(|| {
+            DescribeImagesError::generic(
+                aws_sdk_ecr::error::ErrorMetadata::builder()
+                    .code("AccessDeniedException")
+                    .message("not allowed")
+                    .build(),
+            )
+        });
+        let ecr = mock_sdk!(aws_sdk_ecr, [&denied]);
+        let err = format!("{:#}", count_images(&ecr, "demo-dev").await.unwrap_err());
+        assert!(
+            err.contains("cannot list the images of ECR repository demo-dev"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -220,7 +220,7 @@ pub async fn deploy(
                     "  {} stack {} is ROLLBACK_COMPLETE (its first create failed): deleting it to create it again",
                     stack.label, stack.name
                 ));
-                delete_and_wait(cfn, &stack.name, poll, spinner).await?;
+                delete_and_wait(cfn, &stack.name, &stack.label, poll, spinner).await?;
             }
         }
     };
@@ -465,12 +465,20 @@ pub async fn current_outputs(cfn: &Client, name: &str) -> Result<BTreeMap<String
         .unwrap_or_default())
 }
 
+/// Delete the stack `name` (shown as `label`), following its events, and wait until it is gone.
 async fn delete_and_wait(
     cfn: &Client,
     name: &str,
+    label: &str,
     poll: Duration,
     spinner: &Spinner,
 ) -> Result<()> {
+    // Events are read by the stack's id: once it is deleted, its name finds nothing.
+    let id = describe(cfn, name)
+        .await?
+        .and_then(|s| s.stack_id().map(str::to_owned))
+        .unwrap_or_else(|| name.to_owned());
+    let mut cursor = Cursor::at_latest(cfn, &id).await?;
     cfn.delete_stack()
         .stack_name(name)
         .send()
@@ -478,13 +486,32 @@ async fn delete_and_wait(
         .map_err(aws_error)
         .with_context(|| format!("cannot delete stack {name}"))?;
     let underway = crate::interrupt::underway(format!("stack {name} is being deleted"));
+    let mut seen: Vec<StackEvent> = Vec::new();
     loop {
+        // Progress only: a stack that just vanished may have no readable events left.
+        let fresh = cursor.poll(cfn, &id).await.unwrap_or_default();
+        for e in &fresh {
+            spinner.note(events::format_event(label, e));
+        }
+        seen.extend(fresh);
         let current = describe(cfn, name).await?;
         match status_of(current.as_ref()) {
             None | Some("DELETE_COMPLETE") => return Ok(()),
-            Some("DELETE_FAILED") => bail!(
-                "could not delete stack {name} (DELETE_FAILED): see its events in the console"
-            ),
+            Some("DELETE_FAILED") => {
+                let failed = events::first_failed(&seen);
+                let reason = events::first_failure(&seen)
+                    .or_else(|| current.as_ref()?.stack_status_reason().map(str::to_owned))
+                    .unwrap_or_else(|| "no reason given".into());
+                let retain = failed
+                    .and_then(|e| e.logical_resource_id())
+                    .map(|id| format!(" --retain-resources {id}"))
+                    .unwrap_or_default();
+                bail!(
+                    "could not delete stack {name} (DELETE_FAILED). First failure: {reason}. Remove what \
+                     still uses it and run again, or leave it behind with `aws cloudformation delete-stack \
+                     --stack-name {name}{retain}`"
+                );
+            }
             Some(s) => {
                 spinner.set(format!("deleting ({s})"));
                 underway.update(format!("stack {name} is {s}"));
@@ -494,12 +521,33 @@ async fn delete_and_wait(
     }
 }
 
-/// Delete the stack and wait until it is gone. `Ok(false)` when there was no such stack.
-pub async fn destroy(cfn: &Client, name: &str, poll: Duration, spinner: &Spinner) -> Result<bool> {
-    if describe(cfn, name).await?.is_none() {
-        return Ok(false);
+/// Delete the stack and wait until it is gone, after waiting for any operation still running on
+/// it (AWS refuses to delete a stack that is being updated). `Ok(false)` when there was no stack.
+pub async fn destroy(
+    cfn: &Client,
+    name: &str,
+    label: &str,
+    poll: Duration,
+    spinner: &Spinner,
+) -> Result<bool> {
+    loop {
+        match status_of(describe(cfn, name).await?.as_ref()) {
+            None | Some("DELETE_COMPLETE") => return Ok(false),
+            Some(s)
+                if s.ends_with("_IN_PROGRESS")
+                    && s != "DELETE_IN_PROGRESS"
+                    && s != "REVIEW_IN_PROGRESS" =>
+            {
+                spinner.set(format!("waiting: another operation is running ({s})"));
+                let _underway = crate::interrupt::underway(format!(
+                    "stack {name} is {s} (an operation this destroy was waiting for)"
+                ));
+                tokio::time::sleep(poll.max(Duration::from_millis(100))).await;
+            }
+            Some(_) => break,
+        }
     }
-    delete_and_wait(cfn, name, poll, spinner).await?;
+    delete_and_wait(cfn, name, label, poll, spinner).await?;
     Ok(true)
 }
 

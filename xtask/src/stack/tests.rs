@@ -154,6 +154,7 @@ mod with_mocked_cloudformation {
     fn deployed(status: &str) -> aws_sdk_cloudformation::types::builders::StackBuilder {
         aws_sdk_cloudformation::types::Stack::builder()
             .stack_name("demo-dev-vpc")
+            .stack_id("arn:aws:cloudformation:us-east-1:123456789012:stack/demo-dev-vpc/1")
             .stack_status(StackStatus::from(status))
             .creation_time(DateTime::from_secs(0))
             .outputs(
@@ -684,5 +685,88 @@ mod with_mocked_cloudformation {
         );
         run(&cfn, &changed).await.unwrap();
         assert_eq!(create.num_calls(), 1);
+    }
+
+    fn delete_stack_ok() -> aws_smithy_mocks::Rule {
+        mock!(Client::delete_stack).then_output(|| DeleteStackOutput::builder().build())
+    }
+
+    async fn run_destroy(cfn: &Client) -> Result<bool> {
+        destroy(cfn, "demo-dev-vpc", "vpc", FAST, &Ui::new().spinner("test")).await
+    }
+
+    #[tokio::test]
+    async fn destroy_waits_for_a_running_update_then_deletes() {
+        let describe = mock!(Client::describe_stacks)
+            .sequence()
+            .output(|| existing("UPDATE_IN_PROGRESS"))
+            .output(|| existing("UPDATE_COMPLETE"))
+            .output(|| existing("UPDATE_COMPLETE"))
+            .output(|| existing("DELETE_IN_PROGRESS"))
+            .error(missing)
+            .build();
+        let delete = delete_stack_ok();
+        let cfn = mock_sdk!(
+            aws_sdk_cloudformation,
+            [&describe, &delete, &no_new_events()]
+        );
+
+        assert!(run_destroy(&cfn).await.unwrap());
+        assert_eq!(delete.num_calls(), 1, "deleted once, after the update");
+        assert_eq!(describe.num_calls(), 5);
+
+        // No stack, nothing to delete.
+        let describe = mock!(Client::describe_stacks).then_error(missing);
+        let cfn = mock_sdk!(aws_sdk_cloudformation, [&describe, &delete]);
+        assert!(!run_destroy(&cfn).await.unwrap());
+        assert_eq!(delete.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_failed_delete_names_the_resource_and_how_to_leave_it_behind() {
+        let describe = mock!(Client::describe_stacks)
+            .sequence()
+            .output(|| existing("CREATE_COMPLETE"))
+            .output(|| existing("CREATE_COMPLETE"))
+            .output(|| existing("DELETE_FAILED"))
+            .build();
+        let stack_events = mock!(Client::describe_stack_events)
+            .match_requests(|r| {
+                r.stack_name()
+                    == Some("arn:aws:cloudformation:us-east-1:123456789012:stack/demo-dev-vpc/1")
+            })
+            .sequence()
+            .output(|| events(vec![event("0", "demo-dev-vpc", "CREATE_COMPLETE", None)]))
+            .output(|| {
+                events(vec![
+                    event(
+                        "3",
+                        "Vpc",
+                        "DELETE_FAILED",
+                        Some("Resource deletion cancelled"),
+                    ),
+                    event(
+                        "2",
+                        "PrivateSubnet1",
+                        "DELETE_FAILED",
+                        Some("The subnet 'subnet-1' has dependencies and cannot be deleted."),
+                    ),
+                    event("1", "PrivateSubnet1", "DELETE_IN_PROGRESS", None),
+                    event("0", "demo-dev-vpc", "CREATE_COMPLETE", None),
+                ])
+            })
+            .build();
+        let delete = delete_stack_ok();
+        let cfn = mock_sdk!(aws_sdk_cloudformation, [&describe, &delete, &stack_events]);
+
+        let err = run_destroy(&cfn).await.unwrap_err().to_string();
+        assert!(
+            err.contains("First failure: PrivateSubnet1 (AWS::EC2::Subnet): The subnet 'subnet-1' has dependencies"),
+            "{err}"
+        );
+        assert!(
+            err.ends_with("`aws cloudformation delete-stack --stack-name demo-dev-vpc --retain-resources PrivateSubnet1`"),
+            "{err}"
+        );
     }
 }
