@@ -426,28 +426,12 @@ mod with_mocked_cloudformation {
             .output(|| existing("CREATE_COMPLETE"))
             .output(|| existing("UPDATE_ROLLBACK_COMPLETE"))
             .build();
-        let stack_events = mock!(Client::describe_stack_events)
-            .sequence()
-            .output(|| events(vec![event("0", "demo-dev-vpc", "CREATE_COMPLETE", None)]))
-            .output(|| {
-                events(vec![
-                    event(
-                        "3",
-                        "Igw",
-                        "UPDATE_FAILED",
-                        Some("Resource update cancelled"),
-                    ),
-                    event(
-                        "2",
-                        "Subnet",
-                        "UPDATE_FAILED",
-                        Some("The CIDR '10.9.0.0/24' conflicts with another subnet"),
-                    ),
-                    event("1", "Subnet", "UPDATE_IN_PROGRESS", None),
-                    event("0", "demo-dev-vpc", "CREATE_COMPLETE", None),
-                ])
-            })
-            .build();
+        let stack_events = failing_events(
+            "demo-dev-vpc",
+            "UPDATE",
+            "Subnet",
+            "The CIDR '10.9.0.0/24' conflicts with another subnet",
+        );
         let answers = Answers {
             events: stack_events,
             ..Answers::ordinary()
@@ -687,6 +671,31 @@ mod with_mocked_cloudformation {
         assert_eq!(create.num_calls(), 1);
     }
 
+    /// Stack events, asked for by `stack` (name or id): first the stack's own `CREATE_COMPLETE`
+    /// (where a cursor starts), then `logical` failing its `operation` (`UPDATE`, `DELETE`) for
+    /// `reason`, and the cancellation of another resource after it.
+    fn failing_events(
+        stack: &'static str,
+        operation: &'static str,
+        logical: &'static str,
+        reason: &'static str,
+    ) -> aws_smithy_mocks::Rule {
+        mock!(Client::describe_stack_events)
+            .match_requests(move |r| r.stack_name() == Some(stack))
+            .sequence()
+            .output(|| events(vec![event("0", "demo-dev-vpc", "CREATE_COMPLETE", None)]))
+            .output(move || {
+                let cancelled = format!("Resource {} cancelled", operation.to_lowercase());
+                events(vec![
+                    event("3", "Igw", &format!("{operation}_FAILED"), Some(&cancelled)),
+                    event("2", logical, &format!("{operation}_FAILED"), Some(reason)),
+                    event("1", logical, &format!("{operation}_IN_PROGRESS"), None),
+                    event("0", "demo-dev-vpc", "CREATE_COMPLETE", None),
+                ])
+            })
+            .build()
+    }
+
     fn delete_stack_ok() -> aws_smithy_mocks::Rule {
         mock!(Client::delete_stack).then_output(|| DeleteStackOutput::builder().build())
     }
@@ -730,32 +739,13 @@ mod with_mocked_cloudformation {
             .output(|| existing("CREATE_COMPLETE"))
             .output(|| existing("DELETE_FAILED"))
             .build();
-        let stack_events = mock!(Client::describe_stack_events)
-            .match_requests(|r| {
-                r.stack_name()
-                    == Some("arn:aws:cloudformation:us-east-1:123456789012:stack/demo-dev-vpc/1")
-            })
-            .sequence()
-            .output(|| events(vec![event("0", "demo-dev-vpc", "CREATE_COMPLETE", None)]))
-            .output(|| {
-                events(vec![
-                    event(
-                        "3",
-                        "Vpc",
-                        "DELETE_FAILED",
-                        Some("Resource deletion cancelled"),
-                    ),
-                    event(
-                        "2",
-                        "PrivateSubnet1",
-                        "DELETE_FAILED",
-                        Some("The subnet 'subnet-1' has dependencies and cannot be deleted."),
-                    ),
-                    event("1", "PrivateSubnet1", "DELETE_IN_PROGRESS", None),
-                    event("0", "demo-dev-vpc", "CREATE_COMPLETE", None),
-                ])
-            })
-            .build();
+        // Read by the stack's id: a deleted stack's name finds nothing.
+        let stack_events = failing_events(
+            "arn:aws:cloudformation:us-east-1:123456789012:stack/demo-dev-vpc/1",
+            "DELETE",
+            "PrivateSubnet1",
+            "The subnet 'subnet-1' has dependencies and cannot be deleted.",
+        );
         let delete = delete_stack_ok();
         let cfn = mock_sdk!(aws_sdk_cloudformation, [&describe, &delete, &stack_events]);
 
