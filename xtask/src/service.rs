@@ -161,12 +161,46 @@ pub async fn post_mortem(
     }
 }
 
-/// `message`, followed by what the stopped tasks say when they say anything.
+/// `message`, followed by what the stopped tasks say when they say anything, and the fix when
+/// we recognise what they say.
 pub fn with_reasons(message: String, reasons: &[String]) -> String {
     if reasons.is_empty() {
-        message
+        return message;
+    }
+    let said = format!("{message}. Stopped tasks say: {}", reasons.join("; "));
+    match reasons.iter().find_map(|r| known_task_fix(r)) {
+        Some(fix) => format!("{said}. {fix}"),
+        None => said,
+    }
+}
+
+/// What to do about a task's `stoppedReason`, for the ones that do not explain themselves.
+pub fn known_task_fix(reason: &str) -> Option<&'static str> {
+    let says = |words: &[&str]| words.iter().any(|w| reason.contains(w));
+    if says(&["exec format error"]) {
+        Some("The image is built for another CPU than the task's: set CpuArchitecture in infra/env to the image's")
+    } else if says(&["OutOfMemory", "out of memory"]) {
+        Some("The container ran out of memory: raise Memory in infra/env (with a Cpu that allows it)")
+    } else if says(&["CannotPullContainerError", "ResourceInitializationError"])
+        && says(&["not found", "manifest unknown"])
+    {
+        Some(
+            "The image is gone from ECR (deleted or expired): `cargo xtask deploy` pushes it again",
+        )
+    } else if says(&["CannotPullContainerError", "ResourceInitializationError"])
+        && says(&["timeout", "timed out"])
+    {
+        Some(
+            "Tasks cannot reach ECR, S3 or CloudWatch Logs: check the ecs stack's VPC endpoints and \
+             their security group, and the private route tables' S3 endpoint, for changes made by hand",
+        )
+    } else if says(&["vCPUs you can run concurrently"]) {
+        Some(
+            "The account's Fargate vCPU quota is reached: raise \"Fargate On-Demand vCPU resource count\" \
+             in Service Quotas, or lower MaxCount or Cpu",
+        )
     } else {
-        format!("{message}. Stopped tasks say: {}", reasons.join("; "))
+        None
     }
 }
 
@@ -451,6 +485,33 @@ mod tests {
             ),
             "x. Stopped tasks say: Essential container in task exited; CannotPullContainerError"
         );
+    }
+
+    #[test]
+    fn stopped_reasons_that_do_not_explain_themselves_get_a_fix() {
+        for (reason, fix) in [
+            (
+                "CannotPullContainerError: pull image manifest has been retried 5 time(s): failed to resolve ref \
+                 1.dkr.ecr.us-east-1.amazonaws.com/demo-dev@sha256:ab: not found",
+                "pushes it again",
+            ),
+            (
+                "ResourceInitializationError: unable to pull secrets or registry auth: execution resource \
+                 retrieval failed: unable to retrieve ecr registry auth: ... dial tcp 10.0.2.1:443: i/o timeout",
+                "VPC endpoints",
+            ),
+            ("OutOfMemoryError: Container killed due to memory usage", "raise Memory"),
+            ("exec /app: exec format error", "CpuArchitecture"),
+            (
+                "You've reached the limit on the number of vCPUs you can run concurrently",
+                "Fargate On-Demand vCPU resource count",
+            ),
+        ] {
+            let said = with_reasons("rollout failed".into(), &[reason.into()]);
+            assert!(said.ends_with(known_task_fix(reason).unwrap()), "{said}");
+            assert!(said.contains(fix), "{reason}: {said}");
+        }
+        assert_eq!(known_task_fix("Essential container in task exited"), None);
     }
 
     #[test]
