@@ -117,16 +117,24 @@ pub async fn run(root: &Path, cmd: flags::Deploy) -> Result<()> {
         return Err(explain_failed_rollout(&s, e, started_ms).await);
     }
     // The service runs the image now: from here on the lifecycle policy keeps it (until more
-    // than ImagesToKeep later deploys succeeded), whatever is pushed after it.
-    let marked = registry::mark_deployed(&s.clients.ecr, &pushed, std::time::SystemTime::now())
-        .await
-        .context("the service runs the new image, but tagging it as deployed failed (deploy again to retry)")?;
+    // than ImagesToKeep later deploys succeeded), whatever is pushed after it. The deploy itself
+    // succeeded, so a failure here is a warning; the next deploy tries again.
+    let marked =
+        registry::mark_deployed(&s.clients.ecr, &pushed, std::time::SystemTime::now()).await;
+    if let Err(e) = &marked {
+        s.ui.line(format!(
+            "warning: the service runs the new image, but tagging it as deployed failed ({}): the \
+             repository's lifecycle policy may expire it once enough newer images are pushed; allow \
+             ecr:BatchGetImage and ecr:PutImage and deploy again",
+            crate::ui::one_line(e)
+        ));
+    }
     phases.push((
         "service stable",
         t.elapsed(),
         match marked {
-            Some(tag) => format!("{service_name} in {cluster}, image tagged {tag}"),
-            None => format!("{service_name} in {cluster}"),
+            Ok(Some(tag)) => format!("{service_name} in {cluster}, image tagged {tag}"),
+            _ => format!("{service_name} in {cluster}"),
         },
     ));
 
