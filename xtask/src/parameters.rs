@@ -22,9 +22,18 @@ pub struct Declaration {
     pub description: Option<String>,
 }
 
+/// The template as YAML, for `declarations` and `broken_rule` to share one parse.
+pub fn parse(template: &str) -> Result<Value> {
+    serde_yaml::from_str(template).context("not YAML")
+}
+
 /// Every parameter a template declares, by name.
 pub fn declared(template: &str) -> Result<BTreeMap<String, Declaration>> {
-    let doc: Value = serde_yaml::from_str(template).context("not YAML")?;
+    Ok(declarations(&parse(template)?))
+}
+
+/// Every parameter the parsed template `doc` declares, by name.
+pub fn declarations(doc: &Value) -> BTreeMap<String, Declaration> {
     let mut out = BTreeMap::new();
     for (name, decl) in doc
         .get("Parameters")
@@ -53,7 +62,22 @@ pub fn declared(template: &str) -> Result<BTreeMap<String, Declaration>> {
             },
         );
     }
-    Ok(out)
+    out
+}
+
+/// The value each declared parameter gets: the one `given`, else the template's default (a
+/// parameter with neither is left out).
+pub fn known_values(
+    declared: &BTreeMap<String, Declaration>,
+    given: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    declared
+        .iter()
+        .filter_map(|(name, declaration)| {
+            let value = given.get(name).or(declaration.default.as_ref())?;
+            Some((name.clone(), value.clone()))
+        })
+        .collect()
 }
 
 fn scalar(v: &Value) -> Option<String> {
@@ -115,8 +139,7 @@ impl Declaration {
 /// CloudFormation checks them when it makes the change set; fakecloud does not, so xtask does,
 /// just before. A rule built from functions other than `Equals`, `Not`, `And`, `Or`, `Contains`
 /// and `Ref` is left to CloudFormation.
-pub fn broken_rule(template: &str, values: &BTreeMap<String, String>) -> Result<Option<String>> {
-    let doc: Value = serde_yaml::from_str(template).context("not YAML")?;
+pub fn broken_rule(doc: &Value, values: &BTreeMap<String, String>) -> Option<String> {
     for (name, rule) in doc
         .get("Rules")
         .and_then(Value::as_mapping)
@@ -138,13 +161,13 @@ pub fn broken_rule(template: &str, values: &BTreeMap<String, String>) -> Result<
         {
             if assertion.get("Assert").and_then(|a| truth(a, values)) == Some(false) {
                 let said = assertion.get("AssertDescription").and_then(scalar);
-                return Ok(Some(said.unwrap_or_else(|| {
-                    format!("rule {} fails", name.as_str().unwrap_or("?"))
-                })));
+                return Some(
+                    said.unwrap_or_else(|| format!("rule {} fails", name.as_str().unwrap_or("?"))),
+                );
             }
         }
     }
-    Ok(None)
+    None
 }
 
 /// A rule function and its argument, from `!Equals [..]` or `{Fn::Equals: [..]}` (`Ref` as is).
@@ -272,7 +295,7 @@ Rules:
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        broken_rule(RULES, &values).unwrap()
+        broken_rule(&parse(RULES).unwrap(), &values)
     }
 
     #[test]

@@ -76,15 +76,13 @@ impl Environment {
         let env = Self::parse(name, &text, infra_dir)
             .with_context(|| format!("in {}", path.display()))?;
         env.check_against_templates()?;
-        for kind in StackKind::ALL {
-            env.check_rules(&env.stack(kind, &[])?, &COMPUTED)?;
-        }
         Ok(env)
     }
 
     /// The file's values, and the project and environment names, against the parameters the
-    /// templates declare: an unknown name or a value CloudFormation would refuse stops the
-    /// command here, before any build or AWS call.
+    /// templates declare and the rules they decide (each template read and parsed once): an
+    /// unknown name or a value CloudFormation would refuse stops the command here, before any
+    /// build or AWS call.
     pub fn check_against_templates(&self) -> Result<()> {
         let file = format!("infra/env/{}.yaml", self.name);
         // The load balancer is named <project>-<env>; AWS keeps names starting `internal-` for itself.
@@ -97,13 +95,14 @@ impl Environment {
             );
         }
         for kind in StackKind::ALL {
-            let declared =
-                crate::parameters::declared(&self.template(kind)?).with_context(|| {
-                    format!(
-                        "{} is not a valid CloudFormation template",
-                        self.template_path(kind).display()
-                    )
-                })?;
+            let sent = self.stack(kind, &[])?;
+            let doc = crate::parameters::parse(&sent.template).with_context(|| {
+                format!(
+                    "{} is not a valid CloudFormation template",
+                    self.template_path(kind).display()
+                )
+            })?;
+            let declared = crate::parameters::declarations(&doc);
             let stack = kind.name();
             if let Some(unknown) = self
                 .stacks
@@ -116,11 +115,11 @@ impl Environment {
                     declared.keys().cloned().collect::<Vec<_>>().join(", ")
                 );
             }
-            for (key, value) in self.parameters(kind, &[]) {
-                let Some(rule) = declared.get(&key) else {
+            for (key, value) in &sent.parameters {
+                let Some(rule) = declared.get(key) else {
                     continue;
                 };
-                let Err(broken) = rule.check(&value) else {
+                let Err(broken) = rule.check(value) else {
                     continue;
                 };
                 let (what, fix) = match key.as_str() {
@@ -142,6 +141,7 @@ impl Environment {
                     rule.explain(&broken)
                 );
             }
+            self.check_rules_in(&sent, &doc, &declared, &COMPUTED)?;
         }
         Ok(())
     }
@@ -178,9 +178,22 @@ impl Environment {
     /// in `not_yet` are not known yet (a default says nothing about them): rules that need them
     /// are left for later. `load` checks what the file decides, each change set everything.
     pub fn check_rules(&self, stack: &crate::stack::Stack, not_yet: &[&str]) -> Result<()> {
-        let (mut values, _) = crate::stack::known_parameters(stack)?;
+        let doc = crate::parameters::parse(&stack.template)?;
+        let declared = crate::parameters::declarations(&doc);
+        self.check_rules_in(stack, &doc, &declared, not_yet)
+    }
+
+    /// `check_rules` with the template already parsed.
+    fn check_rules_in(
+        &self,
+        stack: &crate::stack::Stack,
+        doc: &serde_yaml::Value,
+        declared: &BTreeMap<String, crate::parameters::Declaration>,
+        not_yet: &[&str],
+    ) -> Result<()> {
+        let mut values = crate::parameters::known_values(declared, &stack.parameters);
         values.retain(|name, _| !not_yet.contains(&name.as_str()));
-        match crate::parameters::broken_rule(&stack.template, &values)? {
+        match crate::parameters::broken_rule(doc, &values) {
             None => Ok(()),
             Some(rule) => bail!(
                 "infra/{}.yaml refuses the parameters of infra/env/{}.yaml: {rule} Change them and run again",

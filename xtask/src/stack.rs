@@ -433,28 +433,9 @@ async fn same_as_deployed(
 /// Every parameter the template declares, with the value a deploy would give it: ours, else the
 /// template's default. `None` when the template cannot be read or a parameter has neither.
 pub fn effective_parameters(stack: &Stack) -> Option<BTreeMap<String, String>> {
-    let (known, complete) = known_parameters(stack).ok()?;
-    complete.then_some(known)
-}
-
-/// The declared parameters that have a value (ours, else the template's default), and whether
-/// that is all of them (xtask computes some, such as the image, only just before the change set).
-pub fn known_parameters(stack: &Stack) -> Result<(BTreeMap<String, String>, bool)> {
-    let declared = crate::parameters::declared(&stack.template)?;
-    let count = declared.len();
-    let known: BTreeMap<String, String> = declared
-        .into_iter()
-        .filter_map(|(name, declaration)| {
-            let value = stack
-                .parameters
-                .get(&name)
-                .cloned()
-                .or(declaration.default)?;
-            Some((name, value))
-        })
-        .collect();
-    let complete = known.len() == count;
-    Ok((known, complete))
+    let declared = crate::parameters::declared(&stack.template).ok()?;
+    let known = crate::parameters::known_values(&declared, &stack.parameters);
+    (known.len() == declared.len()).then_some(known)
 }
 
 /// The outputs of the stack `name` (empty when it does not exist).
