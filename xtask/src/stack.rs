@@ -208,19 +208,15 @@ pub async fn deploy(
             ),
             Plan::Wait => {
                 let status = status.unwrap_or_default();
-                spinner.set(format!("waiting: another operation is running ({status})"));
-                let _underway = crate::interrupt::underway(format!(
-                    "stack {} is {status} (an operation this deploy was waiting for)",
-                    stack.name
-                ));
-                tokio::time::sleep(poll.max(Duration::from_millis(100))).await;
+                wait_for_other_operation(&stack.name, status, "deploy", poll, spinner).await;
             }
             Plan::Recreate => {
                 spinner.note(format!(
                     "  {} stack {} is ROLLBACK_COMPLETE (its first create failed): deleting it to create it again",
                     stack.label, stack.name
                 ));
-                delete_and_wait(cfn, &stack.name, &stack.label, poll, spinner).await?;
+                let id = current.as_ref().and_then(|s| s.stack_id());
+                delete_and_wait(cfn, &stack.name, id, &stack.label, poll, spinner).await?;
             }
         }
     };
@@ -446,20 +442,35 @@ pub async fn current_outputs(cfn: &Client, name: &str) -> Result<BTreeMap<String
         .unwrap_or_default())
 }
 
-/// Delete the stack `name` (shown as `label`), following its events, and wait until it is gone.
+/// One poll's pause while another operation runs on stack `name` (in `status`), which this
+/// `command` waits for.
+async fn wait_for_other_operation(
+    name: &str,
+    status: &str,
+    command: &str,
+    poll: Duration,
+    spinner: &Spinner,
+) {
+    spinner.set(format!("waiting: another operation is running ({status})"));
+    let _underway = crate::interrupt::underway(format!(
+        "stack {name} is {status} (an operation this {command} was waiting for)"
+    ));
+    tokio::time::sleep(poll.max(Duration::from_millis(100))).await;
+}
+
+/// Delete the stack `name` (with stack id `id`, shown as `label`), following its events, and wait
+/// until it is gone.
 async fn delete_and_wait(
     cfn: &Client,
     name: &str,
+    id: Option<&str>,
     label: &str,
     poll: Duration,
     spinner: &Spinner,
 ) -> Result<()> {
     // Events are read by the stack's id: once it is deleted, its name finds nothing.
-    let id = describe(cfn, name)
-        .await?
-        .and_then(|s| s.stack_id().map(str::to_owned))
-        .unwrap_or_else(|| name.to_owned());
-    let mut cursor = Cursor::at_latest(cfn, &id).await?;
+    let id = id.unwrap_or(name);
+    let mut cursor = Cursor::at_latest(cfn, id).await?;
     cfn.delete_stack()
         .stack_name(name)
         .send()
@@ -470,7 +481,7 @@ async fn delete_and_wait(
     let mut seen: Vec<StackEvent> = Vec::new();
     loop {
         // Progress only: a stack that just vanished may have no readable events left.
-        let fresh = cursor.poll(cfn, &id).await.unwrap_or_default();
+        let fresh = cursor.poll(cfn, id).await.unwrap_or_default();
         for e in &fresh {
             spinner.note(events::format_event(label, e));
         }
@@ -511,24 +522,22 @@ pub async fn destroy(
     poll: Duration,
     spinner: &Spinner,
 ) -> Result<bool> {
-    loop {
-        match status_of(describe(cfn, name).await?.as_ref()) {
+    let current = loop {
+        let current = describe(cfn, name).await?;
+        match status_of(current.as_ref()) {
             None | Some("DELETE_COMPLETE") => return Ok(false),
             Some(s)
                 if s.ends_with("_IN_PROGRESS")
                     && s != "DELETE_IN_PROGRESS"
                     && s != "REVIEW_IN_PROGRESS" =>
             {
-                spinner.set(format!("waiting: another operation is running ({s})"));
-                let _underway = crate::interrupt::underway(format!(
-                    "stack {name} is {s} (an operation this destroy was waiting for)"
-                ));
-                tokio::time::sleep(poll.max(Duration::from_millis(100))).await;
+                wait_for_other_operation(name, s, "destroy", poll, spinner).await;
             }
-            Some(_) => break,
+            Some(_) => break current,
         }
-    }
-    delete_and_wait(cfn, name, label, poll, spinner).await?;
+    };
+    let id = current.as_ref().and_then(|s| s.stack_id());
+    delete_and_wait(cfn, name, id, label, poll, spinner).await?;
     Ok(true)
 }
 
