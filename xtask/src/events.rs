@@ -116,34 +116,6 @@ pub fn first_failed(events: &[StackEvent]) -> Option<&StackEvent> {
         .or_else(|| events.iter().find(failed))
 }
 
-/// What to do about a resource failure whose reason we recognise: quotas, and what else a first
-/// deploy into a fresh account meets.
-pub fn known_fix(reason: &str) -> Option<&'static str> {
-    if reason.contains("RulesPerSecurityGroupLimitExceeded")
-        || reason.contains("rules per security group")
-    {
-        Some(
-            "CloudFront's origin-facing prefix list counts as 55 rules: raise the quota \
-             \"Inbound or outbound rules per security group\" (Service Quotas, vpc L-0EA8095F) to 55 \
-             or more, or set CloudFrontEnabled: \"false\" in infra/env",
-        )
-    } else if reason.contains("service linked role") || reason.contains("service-linked role") {
-        Some(
-            "the account lacks ECS's service-linked role (a first ECS deploy can race its creation): \
-             create it once with `aws iam create-service-linked-role --aws-service-name ecs.amazonaws.com`",
-        )
-    } else if reason.contains("account must be verified") {
-        Some(
-            "a new AWS account must be verified before it may create CloudFront distributions: ask \
-             AWS Support to verify it, or deploy without CloudFront (CloudFrontEnabled: \"false\" in infra/env)",
-        )
-    } else if reason.contains("LimitExceeded") || reason.contains("maximum number of") {
-        Some("an account quota is reached: raise it in Service Quotas, or delete what you no longer use")
-    } else {
-        None
-    }
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -212,42 +184,6 @@ pub(crate) mod tests {
         )];
         assert!(first_failure(&only_cancelled).unwrap().starts_with("Igw"));
         assert_eq!(first_failure(&events[..1]), None);
-    }
-
-    #[test]
-    fn quota_failures_say_which_quota_to_raise() {
-        // As AWS words them in a stack event.
-        let rules =
-            "The maximum number of rules per security group has been reached. (Service: Ec2, \
-                     Status Code: 400, Request ID: 1f2e)";
-        assert!(known_fix(rules)
-            .unwrap()
-            .contains("vpc L-0EA8095F) to 55 or more"));
-        let vpcs = "The maximum number of VPCs has been reached. (Service: Ec2, Status Code: 400)";
-        assert!(known_fix(vpcs)
-            .unwrap()
-            .starts_with("an account quota is reached"));
-        let elb = "TooManyLoadBalancers: LimitExceeded";
-        assert!(known_fix(elb)
-            .unwrap()
-            .starts_with("an account quota is reached"));
-        assert_eq!(known_fix("The CIDR '10.0.0.0/8' is invalid."), None);
-    }
-
-    #[test]
-    fn first_deploy_failures_of_a_new_account_say_the_fix() {
-        let role =
-            "Invalid request provided: CreateService error: Unable to assume the service linked \
-                    role. Please verify that the ECS service linked role exists.";
-        assert!(known_fix(role)
-            .unwrap()
-            .contains("--aws-service-name ecs.amazonaws.com"));
-        let cloudfront =
-            "Your account must be verified before you can add new CloudFront resources. \
-                          To verify your account, please contact AWS Support";
-        assert!(known_fix(cloudfront)
-            .unwrap()
-            .contains("CloudFrontEnabled: \"false\""));
     }
 
     #[test]

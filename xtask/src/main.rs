@@ -11,6 +11,7 @@ mod diff;
 mod docker;
 mod events;
 mod fakecloud;
+mod fixes;
 mod flags;
 mod image;
 mod interrupt;

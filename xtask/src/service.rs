@@ -168,39 +168,12 @@ pub fn with_reasons(message: String, reasons: &[String]) -> String {
         return message;
     }
     let said = format!("{message}. Stopped tasks say: {}", reasons.join("; "));
-    match reasons.iter().find_map(|r| known_task_fix(r)) {
+    match reasons
+        .iter()
+        .find_map(|r| crate::fixes::for_stopped_task(r))
+    {
         Some(fix) => format!("{said}. {fix}"),
         None => said,
-    }
-}
-
-/// What to do about a task's `stoppedReason`, for the ones that do not explain themselves.
-pub fn known_task_fix(reason: &str) -> Option<&'static str> {
-    let says = |words: &[&str]| words.iter().any(|w| reason.contains(w));
-    if says(&["exec format error"]) {
-        Some("The image is built for another CPU than the task's: set CpuArchitecture in infra/env to the image's")
-    } else if says(&["OutOfMemory", "out of memory"]) {
-        Some("The container ran out of memory: raise Memory in infra/env (with a Cpu that allows it)")
-    } else if says(&["CannotPullContainerError", "ResourceInitializationError"])
-        && says(&["not found", "manifest unknown"])
-    {
-        Some(
-            "The image is gone from ECR (deleted or expired): `cargo xtask deploy` pushes it again",
-        )
-    } else if says(&["CannotPullContainerError", "ResourceInitializationError"])
-        && says(&["timeout", "timed out"])
-    {
-        Some(
-            "Tasks cannot reach ECR, S3 or CloudWatch Logs: check the ecs stack's VPC endpoints and \
-             their security group, and the private route tables' S3 endpoint, for changes made by hand",
-        )
-    } else if says(&["vCPUs you can run concurrently"]) {
-        Some(
-            "The account's Fargate vCPU quota is reached: raise \"Fargate On-Demand vCPU resource count\" \
-             in Service Quotas, or lower MaxCount or Cpu",
-        )
-    } else {
-        None
     }
 }
 
@@ -508,10 +481,13 @@ mod tests {
             ),
         ] {
             let said = with_reasons("rollout failed".into(), &[reason.into()]);
-            assert!(said.ends_with(known_task_fix(reason).unwrap()), "{said}");
+            assert!(said.ends_with(crate::fixes::for_stopped_task(reason).unwrap()), "{said}");
             assert!(said.contains(fix), "{reason}: {said}");
         }
-        assert_eq!(known_task_fix("Essential container in task exited"), None);
+        assert_eq!(
+            crate::fixes::for_stopped_task("Essential container in task exited"),
+            None
+        );
     }
 
     #[test]

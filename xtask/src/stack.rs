@@ -371,7 +371,7 @@ async fn run_change_set(
                 let reason = events::first_failure(&seen)
                     .or_else(|| current.stack_status_reason().map(str::to_owned))
                     .unwrap_or_else(|| "no reason given".into());
-                let fix = events::known_fix(&reason)
+                let fix = crate::fixes::for_stack_failure(&reason)
                     .unwrap_or("Fix it (template or infra/env parameters)");
                 bail!(
                     "stack {} failed and is now {status}. First failure: {reason}. {fix}, then deploy again",

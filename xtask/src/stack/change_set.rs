@@ -184,7 +184,7 @@ impl ChangeSet {
             .map_err(|e| {
                 // A resource can fail right here (fakecloud fails them synchronously).
                 let e = aws_error(e);
-                match crate::events::known_fix(&format!("{e:#}")) {
+                match crate::fixes::for_stack_failure(&format!("{e:#}")) {
                     Some(fix) => anyhow::anyhow!("{e:#}. {fix}, then deploy again"),
                     None => e,
                 }

@@ -1,0 +1,128 @@
+//! What to do about AWS failure messages that do not explain themselves: a resource's failure
+//! in a stack event, a stopped task's `stoppedReason`. Each table is tried in order, the first
+//! entry whose words the message contains wins.
+
+/// A recognised message: it contains one of `says`, and one of `and` when that is not empty.
+struct Known {
+    says: &'static [&'static str],
+    and: &'static [&'static str],
+    fix: &'static str,
+}
+
+/// Resource failures: quotas, and what else a first deploy into a fresh account meets.
+const STACK_FAILURES: &[Known] = &[
+    Known {
+        says: &["RulesPerSecurityGroupLimitExceeded", "rules per security group"],
+        and: &[],
+        fix: "CloudFront's origin-facing prefix list counts as 55 rules: raise the quota \
+              \"Inbound or outbound rules per security group\" (Service Quotas, vpc L-0EA8095F) to 55 \
+              or more, or set CloudFrontEnabled: \"false\" in infra/env",
+    },
+    Known {
+        says: &["service linked role", "service-linked role"],
+        and: &[],
+        fix: "the account lacks ECS's service-linked role (a first ECS deploy can race its creation): \
+              create it once with `aws iam create-service-linked-role --aws-service-name ecs.amazonaws.com`",
+    },
+    Known {
+        says: &["account must be verified"],
+        and: &[],
+        fix: "a new AWS account must be verified before it may create CloudFront distributions: ask \
+              AWS Support to verify it, or deploy without CloudFront (CloudFrontEnabled: \"false\" in infra/env)",
+    },
+    Known {
+        says: &["LimitExceeded", "maximum number of"],
+        and: &[],
+        fix: "an account quota is reached: raise it in Service Quotas, or delete what you no longer use",
+    },
+];
+
+/// Stopped tasks' reasons.
+const STOPPED_TASKS: &[Known] = &[
+    Known {
+        says: &["exec format error"],
+        and: &[],
+        fix: "The image is built for another CPU than the task's: set CpuArchitecture in infra/env to the image's",
+    },
+    Known {
+        says: &["OutOfMemory", "out of memory"],
+        and: &[],
+        fix: "The container ran out of memory: raise Memory in infra/env (with a Cpu that allows it)",
+    },
+    Known {
+        says: &["CannotPullContainerError", "ResourceInitializationError"],
+        and: &["not found", "manifest unknown"],
+        fix: "The image is gone from ECR (deleted or expired): `cargo xtask deploy` pushes it again",
+    },
+    Known {
+        says: &["CannotPullContainerError", "ResourceInitializationError"],
+        and: &["timeout", "timed out"],
+        fix: "Tasks cannot reach ECR, S3 or CloudWatch Logs: check the ecs stack's VPC endpoints and \
+              their security group, and the private route tables' S3 endpoint, for changes made by hand",
+    },
+    Known {
+        says: &["vCPUs you can run concurrently"],
+        and: &[],
+        fix: "The account's Fargate vCPU quota is reached: raise \"Fargate On-Demand vCPU resource count\" \
+              in Service Quotas, or lower MaxCount or Cpu",
+    },
+];
+
+fn first_fix(table: &[Known], message: &str) -> Option<&'static str> {
+    let any = |words: &[&str]| words.iter().any(|w| message.contains(w));
+    table
+        .iter()
+        .find(|k| any(k.says) && (k.and.is_empty() || any(k.and)))
+        .map(|k| k.fix)
+}
+
+/// The fix for a resource's failure reason, when we recognise it.
+pub fn for_stack_failure(reason: &str) -> Option<&'static str> {
+    first_fix(STACK_FAILURES, reason)
+}
+
+/// The fix for a task's `stoppedReason`, when we recognise it.
+pub fn for_stopped_task(reason: &str) -> Option<&'static str> {
+    first_fix(STOPPED_TASKS, reason)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quota_failures_say_which_quota_to_raise() {
+        // As AWS words them in a stack event.
+        let rules =
+            "The maximum number of rules per security group has been reached. (Service: Ec2, \
+                     Status Code: 400, Request ID: 1f2e)";
+        assert!(for_stack_failure(rules)
+            .unwrap()
+            .contains("vpc L-0EA8095F) to 55 or more"));
+        let vpcs = "The maximum number of VPCs has been reached. (Service: Ec2, Status Code: 400)";
+        assert!(for_stack_failure(vpcs)
+            .unwrap()
+            .starts_with("an account quota is reached"));
+        let elb = "TooManyLoadBalancers: LimitExceeded";
+        assert!(for_stack_failure(elb)
+            .unwrap()
+            .starts_with("an account quota is reached"));
+        assert_eq!(for_stack_failure("The CIDR '10.0.0.0/8' is invalid."), None);
+    }
+
+    #[test]
+    fn first_deploy_failures_of_a_new_account_say_the_fix() {
+        let role =
+            "Invalid request provided: CreateService error: Unable to assume the service linked \
+                    role. Please verify that the ECS service linked role exists.";
+        assert!(for_stack_failure(role)
+            .unwrap()
+            .contains("--aws-service-name ecs.amazonaws.com"));
+        let cloudfront =
+            "Your account must be verified before you can add new CloudFront resources. \
+                          To verify your account, please contact AWS Support";
+        assert!(for_stack_failure(cloudfront)
+            .unwrap()
+            .contains("CloudFrontEnabled: \"false\""));
+    }
+}
