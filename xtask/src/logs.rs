@@ -137,28 +137,21 @@ pub async fn groups_under(
     logs: &aws_sdk_cloudwatchlogs::Client,
     prefix: &str,
 ) -> Result<Vec<String>> {
-    let mut names = Vec::new();
-    let mut token = None;
-    loop {
-        let out = logs
-            .describe_log_groups()
-            .log_group_name_prefix(prefix)
-            .set_next_token(token)
-            .send()
-            .await
-            .map_err(aws_error)
-            .with_context(|| format!("cannot list the log groups under {prefix}"))?;
-        names.extend(
-            out.log_groups()
-                .iter()
-                .filter_map(|g| g.log_group_name())
-                .map(str::to_owned),
-        );
-        token = out.next_token().map(str::to_owned);
-        if token.is_none() {
-            return Ok(names);
-        }
-    }
+    let groups = logs
+        .describe_log_groups()
+        .log_group_name_prefix(prefix)
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(aws_error)
+        .with_context(|| format!("cannot list the log groups under {prefix}"))?;
+    Ok(groups
+        .iter()
+        .filter_map(|g| g.log_group_name())
+        .map(str::to_owned)
+        .collect())
 }
 
 /// Delete log groups, events and all (one already gone is fine).

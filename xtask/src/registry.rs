@@ -214,29 +214,25 @@ pub async fn repository_uri(ecr: &aws_sdk_ecr::Client, repository: &str) -> Resu
 
 /// How many images the repository holds, `None` when there is no such repository.
 pub async fn count_images(ecr: &aws_sdk_ecr::Client, repository: &str) -> Result<Option<usize>> {
-    let mut pages = ecr
+    let images = ecr
         .describe_images()
         .repository_name(repository)
         .into_paginator()
-        .send();
-    let mut count = 0;
-    while let Some(page) = pages.next().await {
-        match page {
-            Ok(page) => count += page.image_details().len(),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_repository_not_found_exception()) =>
-            {
-                return Ok(None)
-            }
-            Err(e) => {
-                return Err(aws_error(e)).with_context(|| {
-                    format!("cannot list the images of ECR repository {repository}")
-                })
-            }
+        .items()
+        .send()
+        .try_collect()
+        .await;
+    match images {
+        Ok(images) => Ok(Some(images.len())),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_repository_not_found_exception()) =>
+        {
+            Ok(None)
         }
+        Err(e) => Err(aws_error(e))
+            .with_context(|| format!("cannot list the images of ECR repository {repository}")),
     }
-    Ok(Some(count))
 }
 
 /// The digest ECR holds under `tag`, and all the image's tags, if it has it.
