@@ -81,32 +81,10 @@ where
 
 /// A service's error code and message, with the fix when the code says what it is.
 pub fn service_error(code: &str, message: &str) -> anyhow::Error {
-    match fix_for(code) {
+    match crate::fixes::for_error_code(code) {
         Some(fix) => anyhow::anyhow!("{code}: {message}: {fix}"),
         None => anyhow::anyhow!("{code}: {message}"),
     }
-}
-
-/// The fix for the errors any AWS call can meet: credentials, clock, permissions.
-fn fix_for(code: &str) -> Option<&'static str> {
-    Some(match code {
-        "ExpiredToken" | "ExpiredTokenException" | "TokenRefreshRequired" => {
-            "your AWS credentials have expired: renew them (`aws sso login`, or your usual way) and run the command again"
-        }
-        "InvalidClientTokenId" | "UnrecognizedClientException" | "InvalidAccessKeyId"
-        | "SignatureDoesNotMatch" | "AuthFailure" | "IncompleteSignature" => {
-            "AWS does not accept these credentials: check AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY \
-             (`aws sts get-caller-identity` shows who you are)"
-        }
-        "RequestExpired" | "RequestTimeTooSkewed" | "InvalidSignatureException" => {
-            "this machine's clock may be off (AWS rejects requests signed more than 5 minutes away from its time): \
-             sync it (`timedatectl set-ntp true`) and run the command again"
-        }
-        "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation" => {
-            "your AWS identity may not do this: use a role or user whose policy allows the action named above"
-        }
-        _ => return None,
-    })
 }
 
 /// Now, in the milliseconds since the epoch that AWS APIs take and return.

@@ -1,6 +1,6 @@
-//! What to do about AWS failure messages that do not explain themselves: a resource's failure
-//! in a stack event, a stopped task's `stoppedReason`. Each table is tried in order, the first
-//! entry whose words the message contains wins.
+//! What to do about AWS failures that do not explain themselves: the error codes any call can
+//! meet, a resource's failure in a stack event, a stopped task's `stoppedReason`. Each table is
+//! tried in order, the first entry whose words the message contains wins.
 
 /// A recognised message: it contains one of `says`, and one of `and` when that is not empty.
 struct Known {
@@ -84,6 +84,28 @@ pub fn for_stack_failure(reason: &str) -> Option<&'static str> {
 /// The fix for a task's `stoppedReason`, when we recognise it.
 pub fn for_stopped_task(reason: &str) -> Option<&'static str> {
     first_fix(STOPPED_TASKS, reason)
+}
+
+/// The fix for the errors any AWS call can meet: credentials, clock, permissions.
+pub fn for_error_code(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "ExpiredToken" | "ExpiredTokenException" | "TokenRefreshRequired" => {
+            "your AWS credentials have expired: renew them (`aws sso login`, or your usual way) and run the command again"
+        }
+        "InvalidClientTokenId" | "UnrecognizedClientException" | "InvalidAccessKeyId"
+        | "SignatureDoesNotMatch" | "AuthFailure" | "IncompleteSignature" => {
+            "AWS does not accept these credentials: check AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY \
+             (`aws sts get-caller-identity` shows who you are)"
+        }
+        "RequestExpired" | "RequestTimeTooSkewed" | "InvalidSignatureException" => {
+            "this machine's clock may be off (AWS rejects requests signed more than 5 minutes away from its time): \
+             sync it (`timedatectl set-ntp true`) and run the command again"
+        }
+        "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation" => {
+            "your AWS identity may not do this: use a role or user whose policy allows the action named above"
+        }
+        _ => return None,
+    })
 }
 
 #[cfg(test)]
