@@ -11,6 +11,9 @@ use std::time::Duration;
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_cloudformation::config::Credentials;
 
+/// Where fakecloud listens.
+pub const FAKECLOUD: &str = "127.0.0.1:4566";
+
 pub fn root() -> PathBuf {
     tests::root()
 }
@@ -23,7 +26,7 @@ pub fn missing_prerequisite() -> Option<String> {
     if !docker.as_ref().is_ok_and(|o| o.status.success()) {
         return Some("no running Docker engine (`docker version` failed)".into());
     }
-    let running = http_get("127.0.0.1:4566", "/_fakecloud/health").is_ok_and(|(s, _)| s == 200);
+    let running = http_get(FAKECLOUD, "/_fakecloud/health").is_ok_and(|(s, _)| s == 200);
     let home = std::env::var("CARGO_HOME")
         .map(PathBuf::from)
         .unwrap_or_else(|_| {
@@ -245,7 +248,7 @@ pub struct Aws {
 
 pub async fn fakecloud() -> Aws {
     let config = aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url("http://127.0.0.1:4566")
+        .endpoint_url(format!("http://{FAKECLOUD}"))
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("test", "test", None, None, "e2e"))
         .load()
@@ -298,7 +301,7 @@ pub async fn stack_states(aws: &Aws, prefix: &str) -> Vec<(String, String, Strin
 
 /// A fakecloud Service Quotas value set and enforced for as long as this lives (reset on drop,
 /// also when the test fails), as an account whose quota is lower than AWS's default.
-pub struct LoweredQuota(String);
+pub struct LoweredQuota(&'static str, &'static str);
 
 fn quota_path(service: &str, quota: &str) -> String {
     format!("/_fakecloud/service-quotas/quotas/{service}/{quota}")
@@ -308,32 +311,36 @@ fn quota_path(service: &str, quota: &str) -> String {
 const LOWERED: [(&str, &str); 1] = [("vpc", "L-0EA8095F")];
 
 impl LoweredQuota {
-    pub fn set(service: &str, quota: &str, value: u32) -> LoweredQuota {
+    pub fn set(service: &'static str, quota: &'static str, value: u32) -> LoweredQuota {
         assert!(
             LOWERED.contains(&(service, quota)),
             "add {service} {quota} to LOWERED"
         );
-        let path = quota_path(service, quota);
         let body = format!("{{\"value\": {value}, \"enforce\": true}}");
-        let (status, answer) = http("127.0.0.1:4566", "PUT", &path, &body).unwrap();
+        let (status, answer) = http(FAKECLOUD, "PUT", &quota_path(service, quota), &body).unwrap();
         assert_eq!(
             status, 200,
             "fakecloud did not lower {service} {quota}: {answer}"
         );
-        LoweredQuota(path)
+        LoweredQuota(service, quota)
+    }
+
+    /// Back to AWS's default, not enforced.
+    fn reset(service: &str, quota: &str) {
+        let _ = http(FAKECLOUD, "DELETE", &quota_path(service, quota), "");
     }
 
     /// Undo what a test killed before its drop (Ctrl-C on `cargo test`) left in a running
     /// fakecloud, which would otherwise refuse the next deploy.
     pub fn reset_all() {
         for (service, quota) in LOWERED {
-            let _ = http("127.0.0.1:4566", "DELETE", &quota_path(service, quota), "");
+            LoweredQuota::reset(service, quota);
         }
     }
 }
 
 impl Drop for LoweredQuota {
     fn drop(&mut self) {
-        let _ = http("127.0.0.1:4566", "DELETE", &self.0, "");
+        LoweredQuota::reset(self.0, self.1);
     }
 }
