@@ -17,8 +17,9 @@ use crate::ui::Ui;
 /// The image as ECR holds it.
 #[derive(Debug, Clone)]
 pub struct Pushed {
-    /// The repository's name, and `<registry>/<repo>`.
+    /// The repository's name.
     pub repository: String,
+    /// `<registry>/<repo>`.
     pub repository_uri: String,
     pub digest: String,
     /// Every tag ECR has for the image (the content tag, and `deployed-…` once deployed).
