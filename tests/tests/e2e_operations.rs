@@ -249,12 +249,20 @@ fn diff_status_destroy_and_recovery_from_a_failed_create() {
     // Clean up for the next run, logs included.
     let (out, text) = run(&["destroy", "--yes", "--delete-images", "--delete-logs"]);
     assert!(out.status.success());
-    // One, kept through the destroy (the failed first create stopped at the load balancer's
-    // security group, before its log group).
     assert!(
-        text.contains(&format!(
-            "deleted 1 CloudWatch log group(s) under /ecs/{prefix}/"
-        )),
+        text.contains("deleted") && text.contains(&format!("log group(s) under /ecs/{prefix}/")),
         "{text}"
     );
+    // None is left: neither the stack's group (kept through the first destroy) nor the one
+    // fakecloud named by that group's ARN for the tasks' output.
+    let left: Vec<String> = rt
+        .block_on(aws.logs.describe_log_groups().send())
+        .expect("listing log groups")
+        .log_groups()
+        .iter()
+        .filter_map(|g| g.log_group_name())
+        .filter(|name| name.contains(&format!("/ecs/{prefix}/")))
+        .map(str::to_owned)
+        .collect();
+    assert!(left.is_empty(), "destroy --delete-logs left {left:?}: {text}");
 }

@@ -77,7 +77,10 @@ pub async fn run(root: &Path, cmd: flags::Destroy) -> Result<()> {
     }
 
     let prefix = logs::environment_groups_prefix(&s.env.prefix());
-    let groups = logs::groups_under(&s.clients.logs, &prefix).await?;
+    let mut groups = logs::groups_under(&s.clients.logs, &prefix).await?;
+    if s.local {
+        groups.extend(crate::fakecloud::task_output_groups(&s.clients.logs, &prefix).await?);
+    }
     match (cmd.delete_logs, groups.len()) {
         (_, 0) => {}
         (true, n) => {

@@ -200,6 +200,19 @@ async fn scale(ecs: &aws_sdk_ecs::Client, cluster: &str, service: &str, count: i
     Ok(())
 }
 
+/// The log groups fakecloud made for an environment's task output. Its `Ref` of a log group is
+/// the group's ARN (AWS's is the name), so the task definition names the ARN as `awslogs-group`
+/// and the tasks' output lands in a group named by it, beside the stack's group under `prefix`.
+pub async fn task_output_groups(
+    logs: &aws_sdk_cloudwatchlogs::Client,
+    prefix: &str,
+) -> Result<Vec<String>> {
+    let marker = format!(":log-group:{prefix}");
+    let mut groups = crate::logs::groups_under(logs, "arn:").await?;
+    groups.retain(|name| name.contains(&marker));
+    Ok(groups)
+}
+
 /// Where an ALB answers locally: fakecloud binds each active ALB on 127.0.0.1:<port>.
 pub async fn load_balancer_url(lb_arn: &str) -> Result<String> {
     let (status, body) = http_get("/_fakecloud/elbv2/load-balancers")?;
@@ -278,6 +291,38 @@ fn dechunk(mut body: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn task_output_groups_are_the_arn_named_groups_of_the_environment() {
+        use aws_sdk_cloudwatchlogs::operation::describe_log_groups::DescribeLogGroupsOutput;
+        use aws_sdk_cloudwatchlogs::types::LogGroup;
+        use aws_sdk_cloudwatchlogs::Client;
+        use aws_smithy_mocks::mock;
+        let arn = |path: &str| {
+            LogGroup::builder()
+                .log_group_name(format!(
+                    "arn:aws:logs:us-east-1:123456789012:log-group:{path}:*"
+                ))
+                .build()
+        };
+        let list = mock!(Client::describe_log_groups)
+            .match_requests(|r| r.log_group_name_prefix() == Some("arn:"))
+            .then_output(move || {
+                DescribeLogGroupsOutput::builder()
+                    .log_groups(arn("/ecs/p-dev/1"))
+                    .log_groups(arn("/ecs/p-dev2/1"))
+                    .log_groups(arn("/ecs/q-dev/1"))
+                    .build()
+            });
+        let logs = crate::mock::mock_sdk!(aws_sdk_cloudwatchlogs, [&list]);
+        let groups = task_output_groups(&logs, &crate::logs::environment_groups_prefix("p-dev"))
+            .await
+            .unwrap();
+        assert_eq!(
+            groups,
+            vec!["arn:aws:logs:us-east-1:123456789012:log-group:/ecs/p-dev/1:*"]
+        );
+    }
 
     #[test]
     fn finds_the_bound_port_of_the_right_load_balancer() {

@@ -244,6 +244,7 @@ pub struct Aws {
     pub cfn: aws_sdk_cloudformation::Client,
     pub ecr: aws_sdk_ecr::Client,
     pub ecs: aws_sdk_ecs::Client,
+    pub logs: aws_sdk_cloudwatchlogs::Client,
 }
 
 pub async fn fakecloud() -> Aws {
@@ -257,6 +258,7 @@ pub async fn fakecloud() -> Aws {
         cfn: aws_sdk_cloudformation::Client::new(&config),
         ecr: aws_sdk_ecr::Client::new(&config),
         ecs: aws_sdk_ecs::Client::new(&config),
+        logs: aws_sdk_cloudwatchlogs::Client::new(&config),
     }
 }
 
