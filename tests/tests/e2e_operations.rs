@@ -264,5 +264,8 @@ fn diff_status_destroy_and_recovery_from_a_failed_create() {
         .filter(|name| name.contains(&format!("/ecs/{prefix}/")))
         .map(str::to_owned)
         .collect();
-    assert!(left.is_empty(), "destroy --delete-logs left {left:?}: {text}");
+    assert!(
+        left.is_empty(),
+        "destroy --delete-logs left {left:?}: {text}"
+    );
 }

@@ -274,15 +274,10 @@ async fn adopt_kept_repository(s: &Session, settings: &stack::Settings<'_>) -> R
         return Ok(());
     }
     let repository = s.env.prefix();
-    let exists = s
-        .clients
-        .ecr
-        .describe_repositories()
-        .repository_names(&repository)
-        .send()
-        .await
-        .is_ok();
-    if !exists {
+    if registry::find_repository(&s.clients.ecr, &repository)
+        .await?
+        .is_none()
+    {
         return Ok(());
     }
     if s.local {

@@ -199,18 +199,35 @@ pub fn deployed_tag(now: std::time::SystemTime, digest: &str) -> String {
 }
 
 pub async fn repository_uri(ecr: &aws_sdk_ecr::Client, repository: &str) -> Result<String> {
-    let out = ecr
+    find_repository(ecr, repository)
+        .await?
+        .with_context(|| format!("cannot find the ECR repository {repository}: deploy the ecr stack first (`cargo xtask deploy`)"))?
+        .repository_uri()
+        .map(str::to_owned)
+        .with_context(|| format!("ECR did not report a URI for repository {repository}"))
+}
+
+/// The repository, `None` when there is no such repository (any other error is one).
+pub async fn find_repository(
+    ecr: &aws_sdk_ecr::Client,
+    repository: &str,
+) -> Result<Option<aws_sdk_ecr::types::Repository>> {
+    match ecr
         .describe_repositories()
         .repository_names(repository)
         .send()
         .await
-        .map_err(aws_error)
-        .with_context(|| format!("cannot find the ECR repository {repository}: deploy the ecr stack first (`cargo xtask deploy`)"))?;
-    out.repositories()
-        .first()
-        .and_then(|r| r.repository_uri())
-        .map(str::to_owned)
-        .with_context(|| format!("ECR did not report a URI for repository {repository}"))
+    {
+        Ok(out) => Ok(out.repositories().first().cloned()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_repository_not_found_exception()) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(aws_error(e))
+            .with_context(|| format!("cannot look up the ECR repository {repository}")),
+    }
 }
 
 /// How many images the repository holds, `None` when there is no such repository.
@@ -510,6 +527,58 @@ mod tests {
         let again = pushed(&["abc123-0f0f", "deployed-20261101T080000Z-abababababab"]);
         assert_eq!(mark_deployed(&ecr, &again, at).await.unwrap(), None);
         assert_eq!((get.num_calls(), put.num_calls()), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn a_missing_repository_is_none_and_other_errors_are_errors() {
+        use crate::mock::mock_sdk;
+        use aws_sdk_ecr::operation::describe_repositories::{
+            DescribeRepositoriesError, DescribeRepositoriesOutput,
+        };
+        use aws_sdk_ecr::types::Repository;
+        use aws_smithy_mocks::mock;
+        let found = mock!(aws_sdk_ecr::Client::describe_repositories)
+            .match_requests(|r| r.repository_names() == ["demo-dev"])
+            .then_output(|| {
+                DescribeRepositoriesOutput::builder()
+                    .repositories(
+                        Repository::builder()
+                            .repository_uri("1.dkr.ecr.eu-west-1.amazonaws.com/demo-dev")
+                            .build(),
+                    )
+                    .build()
+            });
+        let ecr = mock_sdk!(aws_sdk_ecr, [&found]);
+        assert_eq!(
+            repository_uri(&ecr, "demo-dev").await.unwrap(),
+            "1.dkr.ecr.eu-west-1.amazonaws.com/demo-dev"
+        );
+
+        let gone = mock!(aws_sdk_ecr::Client::describe_repositories).then_error(|| {
+            DescribeRepositoriesError::RepositoryNotFoundException(
+                aws_sdk_ecr::types::error::RepositoryNotFoundException::builder().build(),
+            )
+        });
+        let ecr = mock_sdk!(aws_sdk_ecr, [&gone]);
+        assert!(find_repository(&ecr, "demo-dev").await.unwrap().is_none());
+        let err = format!("{:#}", repository_uri(&ecr, "demo-dev").await.unwrap_err());
+        assert!(err.contains("deploy the ecr stack first"), "{err}");
+
+        let denied = mock!(aws_sdk_ecr::Client::describe_repositories).then_error(|| {
+            DescribeRepositoriesError::generic(
+                aws_sdk_ecr::error::ErrorMetadata::builder()
+                    .code("AccessDeniedException")
+                    .message("not allowed")
+                    .build(),
+            )
+        });
+        let ecr = mock_sdk!(aws_sdk_ecr, [&denied]);
+        let err = format!("{:#}", find_repository(&ecr, "demo-dev").await.unwrap_err());
+        assert!(
+            err.contains("cannot look up the ECR repository demo-dev")
+                && err.contains("AccessDenied"),
+            "{err}"
+        );
     }
 
     #[tokio::test]
