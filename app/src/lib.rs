@@ -2,7 +2,7 @@
 //!
 //! Routes: `GET /` (a small page naming the service, its version and git revision) and
 //! `GET /health` (200 for the load balancer's target group and the container health check).
-//! Every request is logged as one JSON line on stdout. [`serve`] stops accepting on the shutdown
+//! Every request is logged as one JSON line on stdout, with the load balancer's trace id. [`serve`] stops accepting on the shutdown
 //! signal and lets in-flight requests finish (ECS sends SIGTERM, then SIGKILL after `stopTimeout`).
 
 pub mod log;
@@ -64,6 +64,11 @@ async fn log_request(req: Request, next: Next) -> Response {
     } else {
         std::borrow::Cow::Owned(req.uri().path().to_owned())
     };
+    let trace_id = req
+        .headers()
+        .get("x-amzn-trace-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let response = next.run(req).await;
     if !(probe && response.status().is_success()) {
         log::request(
@@ -71,6 +76,7 @@ async fn log_request(req: Request, next: Next) -> Response {
             &path,
             response.status().as_u16(),
             started.elapsed(),
+            trace_id.as_deref(),
         );
     }
     response

@@ -5,9 +5,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
 
-/// One line for a served request.
-pub fn request(method: &str, path: &str, status: u16, elapsed: Duration) {
-    emit(json!({
+/// One line for a served request. `trace_id` is the load balancer's `X-Amzn-Trace-Id` when the
+/// request came through one: the same id is in its access logs and in X-Ray.
+pub fn request(method: &str, path: &str, status: u16, elapsed: Duration, trace_id: Option<&str>) {
+    let mut line = json!({
         "ts": now_rfc3339(),
         "level": "info",
         "msg": "request",
@@ -15,7 +16,11 @@ pub fn request(method: &str, path: &str, status: u16, elapsed: Duration) {
         "path": path,
         "status": status,
         "duration_ms": (elapsed.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
-    }));
+    });
+    if let Some(id) = trace_id {
+        line["trace_id"] = id.into();
+    }
+    emit(line);
 }
 
 /// One line for a lifecycle event (start, shutdown, ...).

@@ -46,6 +46,9 @@ fn health_check_flag_fails_when_nothing_listens() {
     assert!(!health_check(free_port()));
 }
 
+/// What an ALB adds to every request it forwards.
+const TRACE_ID: &str = "Root=1-67891233-abcdef012345678912345678";
+
 #[test]
 fn sigterm_exits_zero_quickly_and_every_log_line_is_json() {
     let port = free_port();
@@ -56,7 +59,10 @@ fn sigterm_exits_zero_quickly_and_every_log_line_is_json() {
     let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     std::io::Write::write_all(
         &mut conn,
-        b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        format!(
+            "GET / HTTP/1.1\r\nHost: t\r\nX-Amzn-Trace-Id: {TRACE_ID}\r\nConnection: close\r\n\r\n"
+        )
+        .as_bytes(),
     )
     .unwrap();
     std::io::Read::read_to_end(&mut conn, &mut Vec::new()).unwrap();
@@ -86,8 +92,12 @@ fn sigterm_exits_zero_quickly_and_every_log_line_is_json() {
     let requests: Vec<_> = lines.iter().filter(|l| l["msg"] == "request").collect();
     assert_eq!(requests.len(), 1, "exactly the GET / is logged: {lines:?}");
     assert_eq!(
-        (requests[0]["path"].as_str(), requests[0]["status"].as_u64()),
-        (Some("/"), Some(200))
+        (
+            requests[0]["path"].as_str(),
+            requests[0]["status"].as_u64(),
+            requests[0]["trace_id"].as_str()
+        ),
+        (Some("/"), Some(200), Some(TRACE_ID))
     );
     assert!(lines
         .iter()
