@@ -129,6 +129,9 @@ pub async fn run(root: &Path, cmd: flags::Deploy) -> Result<()> {
             crate::ui::one_line(e)
         ));
     }
+    if marked.is_ok() && pushed.already_there && ecs.outcome != Outcome::NoChanges {
+        warn_if_expiring(&s, &pushed, &ecr.outputs).await;
+    }
     phases.push((
         "service stable",
         t.elapsed(),
@@ -252,6 +255,37 @@ async fn explain_failed_rollout(s: &Session, error: anyhow::Error, since_ms: i64
             crate::ui::one_line(&error),
             &found.reasons
         ))
+    }
+}
+
+/// A deploy that went back to an image pushed long ago: say so when the repository's lifecycle
+/// policy no longer keeps it (it keeps the `ImagesToKeep` most recently pushed deployed images).
+async fn warn_if_expiring(
+    s: &Session,
+    pushed: &registry::Pushed,
+    ecr_outputs: &std::collections::BTreeMap<String, String>,
+) {
+    let Some(keep) = ecr_outputs
+        .get("ImagesToKeep")
+        .and_then(|k| k.parse::<usize>().ok())
+    else {
+        return;
+    };
+    match registry::deployed_pushed_after(&s.clients.ecr, &pushed.repository, &pushed.digest).await
+    {
+        Ok(Some(after)) if after >= keep => s.ui.line(format!(
+            "warning: the service runs {}, but {after} deployed images were pushed after it and the \
+             repository's lifecycle policy keeps the last {keep}: it will expire the running image \
+             within a day, and tasks started after that cannot pull it. Set ImagesToKeep above \
+             {after} (stacks.ecr in infra/env/{}.yaml) and deploy again",
+            pushed.pinned_uri(),
+            s.env.name
+        )),
+        Ok(_) => {}
+        Err(e) => s.ui.line(format!(
+            "warning: cannot check that the lifecycle policy keeps the running image: {}",
+            crate::ui::one_line(&e)
+        )),
     }
 }
 

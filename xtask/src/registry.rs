@@ -253,6 +253,57 @@ pub async fn count_images(ecr: &aws_sdk_ecr::Client, repository: &str) -> Result
     }
 }
 
+/// How many deployed images (tagged `deployed-…`) were pushed after the image `digest`: the
+/// repository's lifecycle policy keeps the `ImagesToKeep` most recently pushed of them, so an
+/// image a deploy went back to can stand beyond them and expire while it runs. `None` when the
+/// image is not tagged as deployed.
+pub async fn deployed_pushed_after(
+    ecr: &aws_sdk_ecr::Client,
+    repository: &str,
+    digest: &str,
+) -> Result<Option<usize>> {
+    let images: Vec<aws_sdk_ecr::types::ImageDetail> = ecr
+        .describe_images()
+        .repository_name(repository)
+        .filter(
+            aws_sdk_ecr::types::DescribeImagesFilter::builder()
+                .tag_status(aws_sdk_ecr::types::TagStatus::Tagged)
+                .build(),
+        )
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(aws_error)
+        .with_context(|| format!("cannot list the images of ECR repository {repository}"))?;
+    Ok(count_deployed_pushed_after(&images, digest))
+}
+
+fn count_deployed_pushed_after(
+    images: &[aws_sdk_ecr::types::ImageDetail],
+    digest: &str,
+) -> Option<usize> {
+    let deployed: Vec<_> = images
+        .iter()
+        .filter(|i| {
+            i.image_tags()
+                .iter()
+                .any(|t| t.starts_with(DEPLOYED_TAG_PREFIX))
+        })
+        .collect();
+    let pushed_at = deployed
+        .iter()
+        .find(|i| i.image_digest() == Some(digest))?
+        .image_pushed_at()?;
+    Some(
+        deployed
+            .iter()
+            .filter(|i| i.image_pushed_at().is_some_and(|t| t > pushed_at))
+            .count(),
+    )
+}
+
 /// The digest ECR holds under `tag`, and all the image's tags, if it has it.
 pub async fn find_tag(
     ecr: &aws_sdk_ecr::Client,
@@ -527,6 +578,59 @@ mod tests {
         let again = pushed(&["abc123-0f0f", "deployed-20261101T080000Z-abababababab"]);
         assert_eq!(mark_deployed(&ecr, &again, at).await.unwrap(), None);
         assert_eq!((get.num_calls(), put.num_calls()), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn counts_the_deployed_images_pushed_after_one() {
+        use crate::mock::mock_sdk;
+        use aws_sdk_ecr::operation::describe_images::DescribeImagesOutput;
+        use aws_sdk_ecr::types::{ImageDetail, TagStatus};
+        use aws_smithy_mocks::mock;
+        let image = |digest: &str, pushed: i64, tags: &[&str]| {
+            ImageDetail::builder()
+                .image_digest(digest)
+                .image_pushed_at(aws_smithy_types::DateTime::from_secs(pushed))
+                .set_image_tags(Some(tags.iter().map(|t| t.to_string()).collect()))
+                .build()
+        };
+        let pages = || {
+            mock!(aws_sdk_ecr::Client::describe_images)
+                .match_requests(|r| {
+                    r.repository_name() == Some("demo-dev")
+                        && r.filter().and_then(|f| f.tag_status()) == Some(&TagStatus::Tagged)
+                })
+                .sequence()
+                .output(move || {
+                    DescribeImagesOutput::builder()
+                        .image_details(image("sha256:old", 100, &["a", "deployed-1-old"]))
+                        .image_details(image("sha256:mid", 200, &["b", "deployed-2-mid"]))
+                        .next_token("more")
+                        .build()
+                })
+                .output(move || {
+                    DescribeImagesOutput::builder()
+                        // Pushed later but never deployed: rule 2's business, not counted.
+                        .image_details(image("sha256:pushed", 300, &["c"]))
+                        .image_details(image("sha256:new", 400, &["d", "deployed-4-new"]))
+                        .build()
+                })
+                .build()
+        };
+        let after = |digest: &'static str| async move {
+            let rule = pages();
+            let ecr = mock_sdk!(aws_sdk_ecr, [&rule]);
+            deployed_pushed_after(&ecr, "demo-dev", digest)
+                .await
+                .unwrap()
+        };
+        assert_eq!(after("sha256:old").await, Some(2));
+        assert_eq!(after("sha256:mid").await, Some(1));
+        assert_eq!(after("sha256:new").await, Some(0));
+        assert_eq!(
+            after("sha256:pushed").await,
+            None,
+            "an image never deployed has no place among the deployed"
+        );
     }
 
     #[tokio::test]
