@@ -165,25 +165,42 @@ pub fn fargate_architecture(docker_arch: &str) -> Result<&'static str> {
     }
 }
 
-/// `abc1234def56` (or `...-dirty` when the work tree has uncommitted changes); `nogit` outside git.
+/// What the app binary is built from, relative to the workspace root. The revision the binary
+/// carries is the last commit that changed one of them: a commit that changes only `infra/` (or
+/// the README) leaves the binary, its image tag and the running tasks alone.
+const APP_INPUTS: &[&str] = &[
+    "app",
+    "Cargo.toml",
+    "Cargo.lock",
+    ".cargo",
+    "rust-toolchain",
+    "rust-toolchain.toml",
+];
+
+/// `abc1234def56`, the last commit that changed the app's inputs (`...-dirty` when they have
+/// uncommitted changes, or new files under `app/`); `nogit` outside git.
 fn git_revision(sh: &Shell) -> String {
-    let Ok(rev) = cmd!(sh, "git rev-parse --short=12 HEAD")
+    let inputs = APP_INPUTS;
+    let rev = cmd!(sh, "git log -1 --format=%H -- {inputs...}")
         .quiet()
         .ignore_stderr()
         .read()
-    else {
+        .ok()
+        .filter(|rev| rev.len() >= 12);
+    let Some(rev) = rev else {
         return "nogit".into();
     };
-    let dirty = cmd!(sh, "git status --porcelain --untracked-files=no")
+    let dirty = cmd!(sh, "git status --porcelain -- {inputs...}")
         .quiet()
         .ignore_stderr()
         .read()
         .map(|s| !s.trim().is_empty())
         .unwrap_or(false);
+    let rev = &rev[..12];
     if dirty {
         format!("{rev}-dirty")
     } else {
-        rev
+        rev.to_owned()
     }
 }
 
@@ -276,6 +293,55 @@ mod tests {
         );
         assert!(a.starts_with("abc-") && a.len() == "abc-".len() + 12, "{a}");
         assert_ne!(a, "latest");
+    }
+
+    #[test]
+    fn the_revision_follows_the_apps_inputs_only() {
+        let dir = std::env::temp_dir().join(format!("xtask-revision-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("app/src")).unwrap();
+        std::fs::create_dir_all(dir.join("infra")).unwrap();
+        let sh = Shell::new().unwrap();
+        sh.change_dir(&dir);
+        assert_eq!(git_revision(&sh), "nogit", "a folder without history");
+        let commit = |message: &str| {
+            cmd!(sh, "git add -A").quiet().run().unwrap();
+            cmd!(
+                sh,
+                "git -c user.name=t -c user.email=t@t -c commit.gpgsign=false commit -q -m {message}"
+            )
+            .quiet()
+            .run()
+            .unwrap();
+            let head = cmd!(sh, "git rev-parse HEAD").quiet().read().unwrap();
+            head[..12].to_owned()
+        };
+        cmd!(sh, "git init -q").quiet().run().unwrap();
+        std::fs::write(dir.join("app/src/main.rs"), "fn main() {}\n").unwrap();
+        std::fs::write(dir.join("infra/ecs.yaml"), "Resources: {}\n").unwrap();
+        let app_commit = commit("app");
+        assert_eq!(git_revision(&sh), app_commit);
+
+        // Infrastructure only: committed or not, the app's revision stays.
+        std::fs::write(dir.join("infra/ecs.yaml"), "Resources: {A: 1}\n").unwrap();
+        assert_eq!(git_revision(&sh), app_commit);
+        commit("infra");
+        assert_eq!(git_revision(&sh), app_commit);
+
+        // The app's inputs: a change, a new file, a committed lock file.
+        std::fs::write(dir.join("app/src/main.rs"), "fn main() { }\n").unwrap();
+        assert_eq!(git_revision(&sh), format!("{app_commit}-dirty"));
+        commit("app again");
+        std::fs::write(dir.join("app/src/new.rs"), "").unwrap();
+        assert!(
+            git_revision(&sh).ends_with("-dirty"),
+            "an untracked app file"
+        );
+        std::fs::remove_file(dir.join("app/src/new.rs")).unwrap();
+        std::fs::write(dir.join("Cargo.lock"), "# lock\n").unwrap();
+        let lock_commit = commit("lock");
+        assert_eq!(git_revision(&sh), lock_commit);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
