@@ -1,6 +1,6 @@
 //! `cargo xtask logs`: the service's CloudWatch logs, oldest first, optionally following.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -28,7 +28,7 @@ pub async fn run(root: &Path, cmd: flags::Logs) -> Result<()> {
         })?;
     let logs = &s.clients.logs;
     let mut start = now_ms() - since.as_millis() as i64;
-    let mut seen: HashSet<String> = HashSet::new();
+    let mut seen = Seen::default();
     let mut told_empty = false;
     loop {
         let lines = match read(logs, &group, start, &mut seen).await {
@@ -53,6 +53,8 @@ pub async fn run(root: &Path, cmd: flags::Logs) -> Result<()> {
             start = start.max(*at - 1000);
             println!("{line}");
         }
+        // Older events are never asked for again: a long follow keeps only the ids it may meet.
+        seen.forget_before(start);
         if !cmd.follow {
             return Ok(());
         }
@@ -69,7 +71,7 @@ pub async fn last_lines(
     since_ms: i64,
     n: usize,
 ) -> Vec<String> {
-    let mut lines: Vec<String> = read(logs, group, since_ms, &mut HashSet::new())
+    let mut lines: Vec<String> = read(logs, group, since_ms, &mut Seen::default())
         .await
         .map(|l| l.into_iter().map(|(_, line)| line).collect())
         .unwrap_or_default();
@@ -83,13 +85,28 @@ enum ReadError {
 }
 use ReadError::{Failed, Missing};
 
+/// The ids of the events already printed, with their timestamps.
+#[derive(Default)]
+struct Seen(HashMap<String, i64>);
+
+impl Seen {
+    /// False when the event was seen before.
+    fn insert(&mut self, id: &str, at: i64) -> bool {
+        self.0.insert(id.to_owned(), at).is_none()
+    }
+
+    fn forget_before(&mut self, ms: i64) {
+        self.0.retain(|_, at| *at >= ms);
+    }
+}
+
 /// Every event of `group` from `start_ms` on, oldest first, as (timestamp, line); events whose id
 /// is in `seen` are skipped and new ids are added to it.
 async fn read(
     logs: &aws_sdk_cloudwatchlogs::Client,
     group: &str,
     start_ms: i64,
-    seen: &mut HashSet<String>,
+    seen: &mut Seen,
 ) -> Result<Vec<(i64, String)>, ReadError> {
     let mut token = None;
     let mut lines = Vec::new();
@@ -111,9 +128,10 @@ async fn read(
                 }
             })?;
         for e in out.events() {
-            if seen.insert(e.event_id().unwrap_or_default().to_owned()) {
+            let at = e.timestamp().unwrap_or_default();
+            if seen.insert(e.event_id().unwrap_or_default(), at) {
                 let line = e.message().unwrap_or_default().trim_end().to_owned();
-                lines.push((e.timestamp().unwrap_or_default(), line));
+                lines.push((at, line));
             }
         }
         token = out.next_token().map(str::to_owned);
@@ -237,6 +255,31 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_follow_prints_each_event_once_and_forgets_ids_it_cannot_meet_again() {
+        let polls = mock!(Client::filter_log_events)
+            .sequence()
+            .output(|| page(&[("a", 1_000, "first"), ("b", 5_000, "second")], None))
+            // The next poll starts a second before the newest event: "b" comes again.
+            .output(|| page(&[("b", 5_000, "second"), ("c", 5_500, "third")], None))
+            .build();
+        let logs = mock_sdk!(aws_sdk_cloudwatchlogs, [&polls]);
+        let mut seen = Seen::default();
+        let text = |lines: Vec<(i64, String)>| -> Vec<String> {
+            lines.into_iter().map(|(_, line)| line).collect()
+        };
+        let first = read(&logs, "g", 0, &mut seen).await.ok().unwrap();
+        assert_eq!(text(first), ["first", "second"]);
+        seen.forget_before(4_000);
+        assert_eq!(
+            seen.0.len(),
+            1,
+            "the id of an event before the window is kept"
+        );
+        let second = read(&logs, "g", 4_000, &mut seen).await.ok().unwrap();
+        assert_eq!(text(second), ["third"]);
+    }
+
+    #[tokio::test]
     async fn a_missing_group_is_told_apart_from_other_failures() {
         let missing = mock!(Client::filter_log_events).then_error(|| {
             FilterLogEventsError::ResourceNotFoundException(
@@ -247,7 +290,7 @@ mod tests {
         });
         let logs = mock_sdk!(aws_sdk_cloudwatchlogs, [&missing]);
         assert!(matches!(
-            read(&logs, "g", 0, &mut HashSet::new()).await,
+            read(&logs, "g", 0, &mut Seen::default()).await,
             Err(Missing)
         ));
         assert!(last_lines(&logs, "g", 0, 5).await.is_empty());
