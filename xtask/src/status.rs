@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use aws_sdk_cloudformation::primitives::DateTimeFormat;
 use serde_json::{json, Value};
 
@@ -62,14 +62,11 @@ async fn collect(s: &Session) -> Result<Value> {
                 .task_definition(td)
                 .send()
                 .await
-                .ok()
-                .and_then(|o| {
-                    o.task_definition()?
-                        .container_definitions()
-                        .first()?
-                        .image()
-                        .map(str::to_owned)
-                }),
+                .map_err(crate::aws::aws_error)
+                .with_context(|| format!("cannot describe the service's task definition {td}"))?
+                .task_definition()
+                .and_then(|t| t.container_definitions().first()?.image())
+                .map(str::to_owned),
             None => None,
         };
         svc = json!({
