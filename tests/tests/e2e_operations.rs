@@ -187,6 +187,15 @@ fn diff_status_destroy_and_recovery_from_a_failed_create() {
         .unwrap()
         .starts_with("sha256:"));
     assert!(report["url"].as_str().unwrap().starts_with("https://"));
+    assert_eq!(report["service"]["imageInEcr"], true);
+    assert!(
+        report["service"]["imageTags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t.as_str().unwrap().starts_with("deployed-")),
+        "{report}"
+    );
 
     // Ctrl-C at destroy's question, on a terminal: exit 130 and nothing deleted.
     let (code, text) = xtask_in_terminal(&["destroy", "--env", ENV, "--local"], &[], "\x03");

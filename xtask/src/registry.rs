@@ -304,6 +304,38 @@ fn count_deployed_pushed_after(
     )
 }
 
+/// The tags of the image `digest` in `repository`; `None` when ECR does not hold it (any more).
+pub async fn tags_of(
+    ecr: &aws_sdk_ecr::Client,
+    repository: &str,
+    digest: &str,
+) -> Result<Option<Vec<String>>> {
+    let result = ecr
+        .describe_images()
+        .repository_name(repository)
+        .image_ids(ImageIdentifier::builder().image_digest(digest).build())
+        .send()
+        .await;
+    match result {
+        Ok(out) => Ok(out.image_details().first().map(|d| d.image_tags().to_vec())),
+        Err(e)
+            if e.as_service_error().is_some_and(|s| {
+                s.is_image_not_found_exception() || s.is_repository_not_found_exception()
+            }) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(aws_error(e))
+            .with_context(|| format!("cannot look up {repository}@{digest} in ECR")),
+    }
+}
+
+/// The repository name in an image reference: `<registry>/<name>@sha256:…` or `<registry>/<name>:<tag>`.
+pub fn repository_in(image: &str) -> Option<&str> {
+    let (_, path) = image.split_once('/')?;
+    Some(path.split(['@', ':']).next().unwrap_or(path))
+}
+
 /// The digest ECR holds under `tag`, and all the image's tags, if it has it.
 pub async fn find_tag(
     ecr: &aws_sdk_ecr::Client,
@@ -578,6 +610,56 @@ mod tests {
         let again = pushed(&["abc123-0f0f", "deployed-20261101T080000Z-abababababab"]);
         assert_eq!(mark_deployed(&ecr, &again, at).await.unwrap(), None);
         assert_eq!((get.num_calls(), put.num_calls()), (1, 1));
+    }
+
+    #[test]
+    fn the_repository_is_read_from_an_image_reference() {
+        assert_eq!(
+            repository_in("1.dkr.ecr.eu-west-1.amazonaws.com/demo-dev@sha256:ab"),
+            Some("demo-dev")
+        );
+        assert_eq!(
+            repository_in("127.0.0.1:4566/demo-dev:v1"),
+            Some("demo-dev")
+        );
+        assert_eq!(repository_in("demo-dev"), None);
+    }
+
+    #[tokio::test]
+    async fn the_tags_of_an_image_or_none_when_ecr_no_longer_holds_it() {
+        use crate::mock::mock_sdk;
+        use aws_sdk_ecr::operation::describe_images::{DescribeImagesError, DescribeImagesOutput};
+        use aws_sdk_ecr::types::ImageDetail;
+        use aws_smithy_mocks::mock;
+        let found = mock!(aws_sdk_ecr::Client::describe_images)
+            .match_requests(|r| {
+                r.image_ids().first().and_then(|i| i.image_digest()) == Some("sha256:ab")
+            })
+            .then_output(|| {
+                DescribeImagesOutput::builder()
+                    .image_details(
+                        ImageDetail::builder()
+                            .image_tags("rev-hash")
+                            .image_tags("deployed-20261126T004138Z-ab")
+                            .build(),
+                    )
+                    .build()
+            });
+        let ecr = mock_sdk!(aws_sdk_ecr, [&found]);
+        assert_eq!(
+            tags_of(&ecr, "demo-dev", "sha256:ab").await.unwrap(),
+            Some(vec![
+                "rev-hash".into(),
+                "deployed-20261126T004138Z-ab".into()
+            ])
+        );
+        let expired = mock!(aws_sdk_ecr::Client::describe_images).then_error(|| {
+            DescribeImagesError::ImageNotFoundException(
+                aws_sdk_ecr::types::error::ImageNotFoundException::builder().build(),
+            )
+        });
+        let ecr = mock_sdk!(aws_sdk_ecr, [&expired]);
+        assert_eq!(tags_of(&ecr, "demo-dev", "sha256:ab").await.unwrap(), None);
     }
 
     #[tokio::test]

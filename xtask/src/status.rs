@@ -11,7 +11,7 @@ use crate::flags;
 use crate::project::StackKind;
 use crate::session::Session;
 use crate::ui::Ui;
-use crate::{fakecloud, service, stack};
+use crate::{fakecloud, registry, service, stack};
 
 pub async fn run(root: &Path, cmd: flags::Status) -> Result<()> {
     let s = Session::open(root, &cmd.target, Ui::new()).await?;
@@ -69,6 +69,17 @@ async fn collect(s: &Session) -> Result<Value> {
                 .map(str::to_owned),
             None => None,
         };
+        let digest = image
+            .as_deref()
+            .and_then(|i| i.split_once('@'))
+            .map(|(_, d)| d.to_owned());
+        // Whether tasks that start now can still pull the image, and which build it is.
+        let tags = match (image.as_deref().and_then(registry::repository_in), &digest) {
+            (Some(repository), Some(digest)) => {
+                Some(registry::tags_of(&s.clients.ecr, repository, digest).await?)
+            }
+            _ => None,
+        };
         svc = json!({
             "cluster": cluster,
             "name": name,
@@ -79,7 +90,9 @@ async fn collect(s: &Session) -> Result<Value> {
             "rolloutState": primary.and_then(|p| p.rollout_state()).map(|r| r.as_str().to_owned()),
             "taskDefinition": task_definition,
             "image": image,
-            "digest": image.as_deref().and_then(|i| i.split_once('@')).map(|(_, d)| d.to_owned()),
+            "digest": digest,
+            "imageInEcr": tags.as_ref().map(Option::is_some),
+            "imageTags": tags.flatten().unwrap_or_default(),
         });
     }
     let local_url = match (s.local, outputs.get("LoadBalancerArn")) {
@@ -126,6 +139,16 @@ pub fn render(r: &Value) -> String {
             text(&svc["rolloutState"])
         ));
         out.push_str(&format!("image: {}\n", text(&svc["image"])));
+        if svc["imageInEcr"] == false {
+            out.push_str(
+                "warning: ECR no longer holds this image (expired by the repository's lifecycle \
+                 policy, or deleted): tasks that start now cannot pull it. Run `cargo xtask deploy` \
+                 to push it again\n",
+            );
+        } else if let Some(tags) = svc["imageTags"].as_array().filter(|t| !t.is_empty()) {
+            let tags: Vec<String> = tags.iter().map(text).collect();
+            out.push_str(&format!("image tags: {}\n", tags.join(", ")));
+        }
     }
     out.push_str(&format!("url: {}\n", text(&r["url"])));
     if !r["localUrl"].is_null() {
@@ -162,5 +185,32 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("local url"));
+        assert!(!text.contains("image tags"), "{text}");
+    }
+
+    #[test]
+    fn renders_the_image_tags_or_warns_when_ecr_lost_the_image() {
+        let report = |in_ecr: Value, tags: Value| {
+            render(&json!({
+                "environment": "dev", "project": "p", "stacks": [],
+                "service": {"name": "p-dev", "desired": 1, "running": 1, "pending": 0, "deployments": 1,
+                            "image": "r@sha256:ab", "imageInEcr": in_ecr, "imageTags": tags},
+                "url": null, "localUrl": null
+            }))
+        };
+        let text = report(
+            json!(true),
+            json!(["rev-hash", "deployed-20261126T004138Z-ab"]),
+        );
+        assert!(
+            text.contains("image tags: rev-hash, deployed-20261126T004138Z-ab"),
+            "{text}"
+        );
+        let text = report(json!(false), json!([]));
+        assert!(
+            text.contains("warning: ECR no longer holds this image")
+                && text.contains("cargo xtask deploy"),
+            "{text}"
+        );
     }
 }
