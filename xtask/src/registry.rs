@@ -310,14 +310,26 @@ pub async fn tags_of(
     repository: &str,
     digest: &str,
 ) -> Result<Option<Vec<String>>> {
+    let id = ImageIdentifier::builder().image_digest(digest).build();
+    let image = describe_image(ecr, repository, id, &format!("{repository}@{digest}")).await?;
+    Ok(image.map(|d| d.image_tags().to_vec()))
+}
+
+/// One image as ECR describes it; `None` when ECR has no such image (or no such repository).
+async fn describe_image(
+    ecr: &aws_sdk_ecr::Client,
+    repository: &str,
+    id: ImageIdentifier,
+    what: &str,
+) -> Result<Option<aws_sdk_ecr::types::ImageDetail>> {
     let result = ecr
         .describe_images()
         .repository_name(repository)
-        .image_ids(ImageIdentifier::builder().image_digest(digest).build())
+        .image_ids(id)
         .send()
         .await;
     match result {
-        Ok(out) => Ok(out.image_details().first().map(|d| d.image_tags().to_vec())),
+        Ok(out) => Ok(out.image_details().first().cloned()),
         Err(e)
             if e.as_service_error().is_some_and(|s| {
                 s.is_image_not_found_exception() || s.is_repository_not_found_exception()
@@ -325,8 +337,7 @@ pub async fn tags_of(
         {
             Ok(None)
         }
-        Err(e) => Err(aws_error(e))
-            .with_context(|| format!("cannot look up {repository}@{digest} in ECR")),
+        Err(e) => Err(aws_error(e)).with_context(|| format!("cannot look up {what} in ECR")),
     }
 }
 
@@ -342,27 +353,9 @@ pub async fn find_tag(
     repository: &str,
     tag: &str,
 ) -> Result<Option<(String, Vec<String>)>> {
-    let result = ecr
-        .describe_images()
-        .repository_name(repository)
-        .image_ids(ImageIdentifier::builder().image_tag(tag).build())
-        .send()
-        .await;
-    match result {
-        Ok(out) => Ok(out
-            .image_details()
-            .first()
-            .and_then(|d| Some((d.image_digest()?.to_owned(), d.image_tags().to_vec())))),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_image_not_found_exception()) =>
-        {
-            Ok(None)
-        }
-        Err(e) => {
-            Err(aws_error(e)).with_context(|| format!("cannot look up {repository}:{tag} in ECR"))
-        }
-    }
+    let id = ImageIdentifier::builder().image_tag(tag).build();
+    let image = describe_image(ecr, repository, id, &format!("{repository}:{tag}")).await?;
+    Ok(image.and_then(|d| Some((d.image_digest()?.to_owned(), d.image_tags().to_vec()))))
 }
 
 async fn credentials(ecr: &aws_sdk_ecr::Client) -> Result<DockerCredentials> {
