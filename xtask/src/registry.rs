@@ -468,7 +468,7 @@ pub fn explain_push_error(message: &str) -> String {
     if lower.contains("immutable") || lower.contains("already exists") && lower.contains("tag") {
         format!(
             "the registry refused the push because the tag already holds a different image (tags are immutable): \
-             commit or change the app so it gets a new tag ({message})"
+             change the app (or commit its changes) so it gets a new tag ({message})"
         )
     } else if lower.contains("unauthorized")
         || lower.contains("authentication required")
