@@ -232,16 +232,34 @@ pub async fn find_repository(
 
 /// How many images the repository holds, `None` when there is no such repository.
 pub async fn count_images(ecr: &aws_sdk_ecr::Client, repository: &str) -> Result<Option<usize>> {
+    Ok(list_images(ecr, repository, None)
+        .await?
+        .map(|images| images.len()))
+}
+
+/// Every image of the repository (only the tagged or untagged ones with `only`), over all
+/// pages; `None` when there is no such repository.
+async fn list_images(
+    ecr: &aws_sdk_ecr::Client,
+    repository: &str,
+    only: Option<aws_sdk_ecr::types::TagStatus>,
+) -> Result<Option<Vec<aws_sdk_ecr::types::ImageDetail>>> {
+    let filter = only.map(|status| {
+        aws_sdk_ecr::types::DescribeImagesFilter::builder()
+            .tag_status(status)
+            .build()
+    });
     let images = ecr
         .describe_images()
         .repository_name(repository)
+        .set_filter(filter)
         .into_paginator()
         .items()
         .send()
         .try_collect()
         .await;
     match images {
-        Ok(images) => Ok(Some(images.len())),
+        Ok(images) => Ok(Some(images)),
         Err(e)
             if e.as_service_error()
                 .is_some_and(|s| s.is_repository_not_found_exception()) =>
@@ -262,22 +280,11 @@ pub async fn deployed_pushed_after(
     repository: &str,
     digest: &str,
 ) -> Result<Option<usize>> {
-    let images: Vec<aws_sdk_ecr::types::ImageDetail> = ecr
-        .describe_images()
-        .repository_name(repository)
-        .filter(
-            aws_sdk_ecr::types::DescribeImagesFilter::builder()
-                .tag_status(aws_sdk_ecr::types::TagStatus::Tagged)
-                .build(),
-        )
-        .into_paginator()
-        .items()
-        .send()
-        .try_collect()
-        .await
-        .map_err(aws_error)
-        .with_context(|| format!("cannot list the images of ECR repository {repository}"))?;
-    Ok(count_deployed_pushed_after(&images, digest))
+    let tagged = list_images(ecr, repository, Some(aws_sdk_ecr::types::TagStatus::Tagged)).await?;
+    Ok(count_deployed_pushed_after(
+        &tagged.unwrap_or_default(),
+        digest,
+    ))
 }
 
 fn count_deployed_pushed_after(
