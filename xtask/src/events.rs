@@ -89,14 +89,17 @@ pub fn format_event(label: &str, event: &StackEvent) -> String {
 
 /// The first failed resource and its reason, skipping the cascade of cancellations after it.
 pub fn first_failure(events: &[StackEvent]) -> Option<String> {
-    first_failed(events).map(|chosen| {
-        format!(
-            "{} ({}): {}",
-            chosen.logical_resource_id().unwrap_or("?"),
-            chosen.resource_type().unwrap_or("?"),
-            chosen.resource_status_reason().unwrap_or("no reason given")
-        )
-    })
+    first_failed(events).map(failure)
+}
+
+/// A failed resource and its reason: `Logical (Type): reason`.
+pub fn failure(event: &StackEvent) -> String {
+    format!(
+        "{} ({}): {}",
+        event.logical_resource_id().unwrap_or("?"),
+        event.resource_type().unwrap_or("?"),
+        event.resource_status_reason().unwrap_or("no reason given")
+    )
 }
 
 /// The event of the first failed resource, skipping the cancellations after it.

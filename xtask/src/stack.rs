@@ -491,7 +491,8 @@ async fn delete_and_wait(
             None | Some("DELETE_COMPLETE") => return Ok(()),
             Some("DELETE_FAILED") => {
                 let failed = events::first_failed(&seen);
-                let reason = events::first_failure(&seen)
+                let reason = failed
+                    .map(events::failure)
                     .or_else(|| current.as_ref()?.stack_status_reason().map(str::to_owned))
                     .unwrap_or_else(|| "no reason given".into());
                 let retain = failed
