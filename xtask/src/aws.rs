@@ -123,16 +123,13 @@ mod tests {
 
     #[tokio::test]
     async fn an_sdk_error_reads_as_code_message_and_fix() {
-        use aws_sdk_cloudformation::error::ErrorMetadata;
         use aws_sdk_cloudformation::operation::describe_stacks::DescribeStacksError;
         let expired = aws_smithy_mocks::mock!(aws_sdk_cloudformation::Client::describe_stacks)
             .then_error(|| {
-                DescribeStacksError::generic(
-                    ErrorMetadata::builder()
-                        .code("ExpiredToken")
-                        .message("The security token included in the request is expired")
-                        .build(),
-                )
+                DescribeStacksError::generic(crate::mock::service_error(
+                    "ExpiredToken",
+                    "The security token included in the request is expired",
+                ))
             });
         let cfn = crate::mock::mock_sdk!(aws_sdk_cloudformation, [&expired]);
         let err = cfn

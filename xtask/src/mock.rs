@@ -26,3 +26,11 @@ macro_rules! mock_sdk {
 }
 
 pub(crate) use mock_sdk;
+
+/// What an AWS service answers an error with: its code and message (the same type in every SDK).
+pub fn service_error(code: &str, message: &str) -> aws_smithy_types::error::ErrorMetadata {
+    aws_smithy_types::error::ErrorMetadata::builder()
+        .code(code)
+        .message(message)
+        .build()
+}

@@ -34,6 +34,11 @@ pub struct Pushed {
 /// the ones before it) never expires, however many images were pushed since.
 pub const DEPLOYED_TAG_PREFIX: &str = "deployed-";
 
+/// Whether an image with these tags was tagged by a deploy.
+fn is_deployed(tags: &[String]) -> bool {
+    tags.iter().any(|t| t.starts_with(DEPLOYED_TAG_PREFIX))
+}
+
 impl Pushed {
     /// `<registry>/<repo>@sha256:...`, what the task definition runs.
     pub fn pinned_uri(&self) -> String {
@@ -133,11 +138,7 @@ pub async fn mark_deployed(
     pushed: &Pushed,
     now: std::time::SystemTime,
 ) -> Result<Option<String>> {
-    if pushed
-        .tags
-        .iter()
-        .any(|t| t.starts_with(DEPLOYED_TAG_PREFIX))
-    {
+    if is_deployed(&pushed.tags) {
         return Ok(None);
     }
     let repository = &pushed.repository;
@@ -293,11 +294,7 @@ fn count_deployed_pushed_after(
 ) -> Option<usize> {
     let deployed: Vec<_> = images
         .iter()
-        .filter(|i| {
-            i.image_tags()
-                .iter()
-                .any(|t| t.starts_with(DEPLOYED_TAG_PREFIX))
-        })
+        .filter(|i| is_deployed(i.image_tags()))
         .collect();
     let pushed_at = deployed
         .iter()
@@ -751,12 +748,10 @@ mod tests {
         assert!(err.contains("deploy the ecr stack first"), "{err}");
 
         let denied = mock!(aws_sdk_ecr::Client::describe_repositories).then_error(|| {
-            DescribeRepositoriesError::generic(
-                aws_sdk_ecr::error::ErrorMetadata::builder()
-                    .code("AccessDeniedException")
-                    .message("not allowed")
-                    .build(),
-            )
+            DescribeRepositoriesError::generic(crate::mock::service_error(
+                "AccessDeniedException",
+                "not allowed",
+            ))
         });
         let ecr = mock_sdk!(aws_sdk_ecr, [&denied]);
         let err = format!("{:#}", find_repository(&ecr, "demo-dev").await.unwrap_err());
@@ -799,12 +794,10 @@ mod tests {
 
         // Any other error is one, not a missing repository.
         let denied = mock!(aws_sdk_ecr::Client::describe_images).then_error(|| {
-            DescribeImagesError::generic(
-                aws_sdk_ecr::error::ErrorMetadata::builder()
-                    .code("AccessDeniedException")
-                    .message("not allowed")
-                    .build(),
-            )
+            DescribeImagesError::generic(crate::mock::service_error(
+                "AccessDeniedException",
+                "not allowed",
+            ))
         });
         let ecr = mock_sdk!(aws_sdk_ecr, [&denied]);
         let err = format!("{:#}", count_images(&ecr, "demo-dev").await.unwrap_err());

@@ -123,7 +123,6 @@ mod with_mocked_cloudformation {
     use super::super::*;
     use crate::mock::mock_sdk;
     use crate::ui::Ui;
-    use aws_sdk_cloudformation::error::ErrorMetadata;
     use aws_sdk_cloudformation::operation::describe_stacks::{
         DescribeStacksError, DescribeStacksOutput,
     };
@@ -181,12 +180,10 @@ mod with_mocked_cloudformation {
     }
 
     fn missing() -> DescribeStacksError {
-        DescribeStacksError::generic(
-            ErrorMetadata::builder()
-                .code("ValidationError")
-                .message("Stack with id demo-dev-vpc does not exist")
-                .build(),
-        )
+        DescribeStacksError::generic(crate::mock::service_error(
+            "ValidationError",
+            "Stack with id demo-dev-vpc does not exist",
+        ))
     }
 
     use crate::events::tests::event;
