@@ -108,15 +108,14 @@ async fn read(
     start_ms: i64,
     seen: &mut Seen,
 ) -> Result<Vec<(i64, String)>, ReadError> {
-    let mut token = None;
-    let mut lines = Vec::new();
-    loop {
-        let out = logs
-            .filter_log_events()
+    // Whole pages: this operation's paginator has no item stream.
+    let pages: Vec<aws_sdk_cloudwatchlogs::operation::filter_log_events::FilterLogEventsOutput> =
+        logs.filter_log_events()
             .log_group_name(group)
             .start_time(start_ms)
-            .set_next_token(token)
+            .into_paginator()
             .send()
+            .try_collect()
             .await
             .map_err(|e| {
                 if e.as_service_error()
@@ -127,16 +126,12 @@ async fn read(
                     Failed(aws_error(e).context(format!("cannot read log group {group}")))
                 }
             })?;
-        for e in out.events() {
-            let at = e.timestamp().unwrap_or_default();
-            if seen.insert(e.event_id().unwrap_or_default(), at) {
-                let line = e.message().unwrap_or_default().trim_end().to_owned();
-                lines.push((at, line));
-            }
-        }
-        token = out.next_token().map(str::to_owned);
-        if token.is_none() {
-            break;
+    let mut lines = Vec::new();
+    for e in pages.iter().flat_map(|page| page.events()) {
+        let at = e.timestamp().unwrap_or_default();
+        if seen.insert(e.event_id().unwrap_or_default(), at) {
+            let line = e.message().unwrap_or_default().trim_end().to_owned();
+            lines.push((at, line));
         }
     }
     // Stable: events of one timestamp keep the order CloudWatch gave them.
