@@ -81,6 +81,11 @@ pub fn for_stack_failure(reason: &str) -> Option<&'static str> {
     first_fix(STACK_FAILURES, reason)
 }
 
+/// What a stack failure's fix leads to: `<fix>, then deploy again`.
+pub fn then_deploy_again(fix: &str) -> String {
+    format!("{fix}, then deploy again")
+}
+
 /// The fix for a task's `stoppedReason`, when we recognise it.
 pub fn for_stopped_task(reason: &str) -> Option<&'static str> {
     first_fix(STOPPED_TASKS, reason)

@@ -374,8 +374,9 @@ async fn run_change_set(
                 let fix = crate::fixes::for_stack_failure(&reason)
                     .unwrap_or("Fix it (template or infra/env parameters)");
                 bail!(
-                    "stack {} failed and is now {status}. First failure: {reason}. {fix}, then deploy again",
-                    stack.name
+                    "stack {} failed and is now {status}. First failure: {reason}. {}",
+                    stack.name,
+                    crate::fixes::then_deploy_again(fix)
                 );
             }
         }

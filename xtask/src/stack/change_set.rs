@@ -185,7 +185,7 @@ impl ChangeSet {
                 // A resource can fail right here (fakecloud fails them synchronously).
                 let e = aws_error(e);
                 match crate::fixes::for_stack_failure(&format!("{e:#}")) {
-                    Some(fix) => anyhow::anyhow!("{e:#}. {fix}, then deploy again"),
+                    Some(fix) => anyhow::anyhow!("{e:#}. {}", crate::fixes::then_deploy_again(fix)),
                     None => e,
                 }
             })
