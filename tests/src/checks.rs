@@ -36,7 +36,7 @@ pub const CHECKS: &[(&str, Check)] = &[
         target_groups_use_ip_targets,
     ),
     (
-        "services attach through LoadBalancers and depend on the listener",
+        "services attach through LoadBalancers after the load balancer forwards to them",
         services_attach_after_listener,
     ),
     ("tasks get no public IP", tasks_have_no_public_ip),
@@ -259,11 +259,11 @@ pub fn target_groups_use_ip_targets(t: &Template) -> Violations {
     out
 }
 
+/// Depending on the listener is not enough: ECS refuses a target group that nothing on the load
+/// balancer forwards to yet, and with CloudFront on the listener's default action is a fixed 403.
+/// The service must depend on a listener or rule that, whatever the conditions, exists and forwards
+/// to its target group.
 pub fn services_attach_after_listener(t: &Template) -> Violations {
-    let listeners: BTreeSet<&str> = t
-        .of_type("AWS::ElasticLoadBalancingV2::Listener")
-        .map(|(id, _)| id)
-        .collect();
     let mut out = Vec::new();
     for (id, r) in t.of_type("AWS::ECS::Service") {
         let depends: Vec<&str> = match r.get("DependsOn") {
@@ -271,19 +271,48 @@ pub fn services_attach_after_listener(t: &Template) -> Violations {
             Some(Value::Sequence(s)) => s.iter().filter_map(Value::as_str).collect(),
             _ => vec![],
         };
-        if !depends.iter().any(|d| listeners.contains(d)) {
-            out.push(format!("{}: {id} must have DependsOn: <the listener> (a target group without a load balancer cannot take tasks)", t.name));
+        let mut attached = false;
+        for lb in list(prop(r, &["LoadBalancers"])) {
+            if lb.get("ContainerName").is_none() || lb.get("ContainerPort").is_none() {
+                continue;
+            }
+            let Some(tg) = lb.get("TargetGroupArn").and_then(target_of) else {
+                continue;
+            };
+            attached = true;
+            if !depends.iter().any(|d| always_forwards(t, d, tg)) {
+                out.push(format!(
+                    "{}: {id} must have DependsOn: <a listener or listener rule that always forwards to {tg}> \
+                     (ECS refuses a target group that the load balancer does not forward to yet)",
+                    t.name
+                ));
+            }
         }
-        let attached = list(prop(r, &["LoadBalancers"])).iter().any(|lb| {
-            lb.get("TargetGroupArn").is_some()
-                && lb.get("ContainerName").is_some()
-                && lb.get("ContainerPort").is_some()
-        });
         if !attached {
             out.push(format!("{}: {id} must attach to the target group through LoadBalancers (ContainerName, ContainerPort, TargetGroupArn)", t.name));
         }
     }
     out
+}
+
+/// Whether resource `id` is a listener or listener rule without a `Condition` with an action that
+/// forwards to `target_group` in every branch.
+fn always_forwards(t: &Template, id: &str, target_group: &str) -> bool {
+    let Some((_, r)) = t.resources().find(|(rid, _)| *rid == id) else {
+        return false;
+    };
+    let actions = match str_of(r.get("Type")) {
+        Some("AWS::ElasticLoadBalancingV2::Listener") => prop(r, &["DefaultActions"]),
+        Some("AWS::ElasticLoadBalancingV2::ListenerRule") => prop(r, &["Actions"]),
+        _ => None,
+    };
+    r.get("Condition").is_none()
+        && list(actions).into_iter().any(|action| {
+            branches(action).iter().all(|(_, a)| {
+                str_of(a.get("Type")) == Some("forward")
+                    && a.get("TargetGroupArn").and_then(target_of) == Some(target_group)
+            })
+        })
 }
 
 pub fn tasks_have_no_public_ip(t: &Template) -> Violations {

@@ -197,6 +197,42 @@ fn diff_status_destroy_and_recovery_from_a_failed_create() {
         "{report}"
     );
 
+    // CloudFront switched off: the distribution goes, and the load balancer is the front door,
+    // answering `/` itself instead of the 403 that guards it with CloudFront on.
+    let _env =
+        env_file("    LogRetentionDays: 14\n    Memory: 1024\n    CloudFrontEnabled: \"false\"\n");
+    let (out, text) = run(&["deploy"]);
+    assert!(
+        out.status.success(),
+        "switching CloudFront off failed: {text}"
+    );
+    let front_door = value_after(&text, "service url: ").expect("no `service url:` line");
+    assert!(
+        front_door.starts_with("http://") && !front_door.contains("cloudfront"),
+        "the load balancer is not the front door: {front_door}"
+    );
+    let addr = value_after(&text, "url: http://").expect("no local `url:` line");
+    let (status, page) = http_get(addr, "/").unwrap();
+    assert_eq!(
+        status, 200,
+        "the load balancer does not forward `/`: {page}"
+    );
+    let resources = rt
+        .block_on(
+            aws.cfn
+                .describe_stack_resources()
+                .stack_name(format!("{prefix}-ecs"))
+                .send(),
+        )
+        .expect("describing the ecs stack");
+    let left: Vec<&str> = resources
+        .stack_resources()
+        .iter()
+        .filter_map(|r| r.logical_resource_id())
+        .filter(|id| ["Distribution", "OriginSecret", "FromCloudFrontRule"].contains(id))
+        .collect();
+    assert!(left.is_empty(), "CloudFront resources survived: {left:?}");
+
     // Ctrl-C at destroy's question, on a terminal: exit 130 and nothing deleted.
     let (code, text) = xtask_in_terminal(&["destroy", "--env", ENV, "--local"], &[], "\x03");
     assert_eq!(code, Some(130), "Ctrl-C at the question: {text}");

@@ -131,13 +131,38 @@ rule!(
 Resources:
   Listener:
     Type: AWS::ElasticLoadBalancingV2::Listener
-    Properties: {}
+    Properties: { DefaultActions: [{ Type: forward, TargetGroupArn: !Ref Tg }] }
   Service:
     Type: AWS::ECS::Service
     Properties:
       LoadBalancers: [{ ContainerName: app, ContainerPort: 8080, TargetGroupArn: !Ref Tg }]
 "#,
-    "Service must have DependsOn"
+    "Service must have DependsOn: <a listener or listener rule that always forwards to Tg>"
+);
+
+// The listener exists, but with CloudFront on its default action is a fixed 403, and the rule that
+// forwards exists only with CloudFront on: in either case ECS may see the target group unattached.
+rule!(
+    service_after_forwarding_rule,
+    checks::services_attach_after_listener,
+    r#"
+Resources:
+  Listener:
+    Type: AWS::ElasticLoadBalancingV2::Listener
+    Properties:
+      DefaultActions:
+        - !If [UseCloudFront, { Type: fixed-response }, { Type: forward, TargetGroupArn: !Ref Tg }]
+  FromCloudFront:
+    Type: AWS::ElasticLoadBalancingV2::ListenerRule
+    Condition: UseCloudFront
+    Properties: { Actions: [{ Type: forward, TargetGroupArn: !Ref Tg }] }
+  Service:
+    Type: AWS::ECS::Service
+    DependsOn: [Listener, FromCloudFront]
+    Properties:
+      LoadBalancers: [{ ContainerName: app, ContainerPort: 8080, TargetGroupArn: !Ref Tg }]
+"#,
+    "ECS refuses a target group that the load balancer does not forward to yet"
 );
 
 rule!(
