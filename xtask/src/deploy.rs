@@ -74,11 +74,13 @@ pub async fn run(root: &Path, cmd: flags::Deploy) -> Result<()> {
     let extra = s
         .ecs_parameters(pushed.pinned_uri(), &image.cpu_architecture)
         .await?;
-    let ecs = match deploy_ecs_following_the_service(&s, &extra, &settings).await {
-        Ok(ecs) => ecs,
-        // On AWS a rollout the circuit breaker stops fails the stack update itself.
-        Err(e) => return Err(explain_failed_rollout(&s, e, started_ms).await),
-    };
+    let witness = service::Witness::default();
+    let ecs =
+        match deploy_ecs_watching_the_service(&s, &extra, &settings, started_ms, &witness).await {
+            Ok(ecs) => ecs,
+            // On AWS a rollout the circuit breaker stops fails the stack update itself.
+            Err(e) => return Err(explain_failed_rollout(&s, e, started_ms, &witness).await),
+        };
     phases.push(("ecs stack", t.elapsed(), describe(&ecs).to_owned()));
 
     let t = Instant::now();
@@ -114,7 +116,7 @@ pub async fn run(root: &Path, cmd: flags::Deploy) -> Result<()> {
     )
     .await;
     if let Err(e) = stable {
-        return Err(explain_failed_rollout(&s, e, started_ms).await);
+        return Err(explain_failed_rollout(&s, e, started_ms, &witness).await);
     }
     // The service runs the image now: from here on the lifecycle policy keeps it (until more
     // than ImagesToKeep later deploys succeeded), whatever is pushed after it. The deploy itself
@@ -198,39 +200,49 @@ async fn deploy_stack(
     spinner.finish(deployed, |d| describe(d).into(), "failed")
 }
 
-/// Deploy the ecs stack. When its service exists already, its events are shown meanwhile: on AWS
-/// the rollout happens inside the stack update, and they are what tells a slow rollout from a
-/// stuck one.
-async fn deploy_ecs_following_the_service(
+/// Deploy the ecs stack, watching its service meanwhile (see `service::watch`): on AWS the
+/// rollout happens inside the stack update, and the service's events are what tells a slow
+/// rollout from a stuck one.
+async fn deploy_ecs_watching_the_service(
     s: &Session,
     extra: &[(&str, String)],
     settings: &stack::Settings<'_>,
+    since_ms: i64,
+    witness: &service::Witness,
 ) -> Result<Deployed> {
-    let deploy = deploy_stack(s, StackKind::Ecs, extra, settings);
-    tokio::pin!(deploy);
-    // Looked up while the deploy starts, not before it: a no-op deploy waits for neither.
-    let service = tokio::select! {
-        deployed = &mut deploy => return deployed,
-        service = s.deployed_service() => service,
-    };
-    let Ok(Some(svc)) = service else {
-        return deploy.await;
-    };
-    let follow = service::follow_events(&s.clients.ecs, &s.ui, &svc.cluster, &svc.name, s.poll);
+    let stack = s.env.stack_name(StackKind::Ecs);
+    let watch = service::watch(
+        &s.clients.cfn,
+        &s.clients.ecs,
+        &s.ui,
+        &stack,
+        since_ms,
+        s.poll,
+        witness,
+    );
     tokio::select! {
-        deployed = deploy => deployed,
-        never = follow => match never {},
+        deployed = deploy_stack(s, StackKind::Ecs, extra, settings) => deployed,
+        never = watch => match never {},
     }
 }
 
 /// After a failed rollout (CloudFormation's or ours): the service's last log lines since
 /// `since_ms` above the error, and the stopped tasks' reasons in it.
-async fn explain_failed_rollout(s: &Session, error: anyhow::Error, since_ms: i64) -> anyhow::Error {
-    let Ok(Some(svc)) = s.deployed_service().await else {
+async fn explain_failed_rollout(
+    s: &Session,
+    error: anyhow::Error,
+    since_ms: i64,
+    witness: &service::Witness,
+) -> anyhow::Error {
+    let located = match s.deployed_service().await {
+        Ok(Some(svc)) => Some(svc),
+        _ => witness.service(),
+    };
+    let Some(svc) = located else {
         return error;
     };
     let group = svc.log_group.as_deref();
-    let found = service::post_mortem(
+    let mut found = service::post_mortem(
         &s.clients.ecs,
         &s.clients.logs,
         &svc.cluster,
@@ -239,6 +251,7 @@ async fn explain_failed_rollout(s: &Session, error: anyhow::Error, since_ms: i64
         since_ms,
     )
     .await;
+    found.add_reasons(witness.reasons());
     if !found.log_lines.is_empty() {
         s.ui.line(format!(
             "last log lines of the service (log group {}):",

@@ -1,9 +1,11 @@
 //! Waiting for the ECS service to be stable: one deployment, running = desired (the definition
 //! AWS's own `services-stable` waiter uses), reporting service events and circuit-breaker failures.
 
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use aws_sdk_cloudformation::types::ResourceStatus;
 use aws_sdk_ecs::types::{DeploymentRolloutState, Service};
 
 use crate::aws::aws_error;
@@ -71,6 +73,119 @@ impl StackService {
     }
 }
 
+/// The service an ecs stack is making or has made, found through the stack's resources: its
+/// outputs exist only once the stack settles, and a failed first create never gets any. Deleted
+/// resources (a `ROLLBACK_COMPLETE` stack's) do not count.
+pub async fn locate(
+    cfn: &aws_sdk_cloudformation::Client,
+    stack: &str,
+) -> Result<Option<StackService>> {
+    let out = cfn
+        .describe_stack_resources()
+        .stack_name(stack)
+        .send()
+        .await
+        .map_err(aws_error)
+        .with_context(|| format!("cannot list the resources of stack {stack}"))?;
+    let physical = |ty: &str| {
+        out.stack_resources()
+            .iter()
+            .filter(|r| r.resource_status() != Some(&ResourceStatus::DeleteComplete))
+            .find(|r| r.resource_type() == Some(ty))
+            .and_then(|r| r.physical_resource_id())
+            .filter(|id| !id.is_empty())
+    };
+    // Either may be an ARN; ECS takes the name in every call we make.
+    let name = |id: &str| id.rsplit('/').next().unwrap_or(id).to_owned();
+    Ok(
+        match (physical("AWS::ECS::Cluster"), physical("AWS::ECS::Service")) {
+            (Some(cluster), Some(service)) => Some(StackService {
+                cluster: name(cluster),
+                name: name(service),
+                log_group: physical("AWS::Logs::LogGroup").map(str::to_owned),
+            }),
+            _ => None,
+        },
+    )
+}
+
+/// What `watch` saw of a rollout, to explain its failure afterwards: a failed first create
+/// deletes the cluster, and with it the stopped tasks, before the deploy can look at them.
+#[derive(Debug, Default)]
+pub struct Witness {
+    service: Mutex<Option<StackService>>,
+    reasons: Mutex<Vec<String>>,
+}
+
+impl Witness {
+    /// The service, once the stack had made it.
+    pub fn service(&self) -> Option<StackService> {
+        self.service.lock().unwrap().clone()
+    }
+
+    /// Why tasks stopped during the rollout.
+    pub fn reasons(&self) -> Vec<String> {
+        self.reasons.lock().unwrap().clone()
+    }
+
+    fn record(&self, reasons: Vec<String>) {
+        let mut all = self.reasons.lock().unwrap();
+        all.extend(reasons);
+        tidy(&mut all);
+    }
+}
+
+/// Reasons as we show them: sorted, each once, three at most.
+fn tidy(reasons: &mut Vec<String>) {
+    reasons.sort();
+    reasons.dedup();
+    reasons.truncate(3);
+}
+
+/// Follow the service of the ecs stack `stack` while a deploy of it runs (until dropped): print
+/// its new events (all of them when the deploy creates it) and, whenever its deployments count
+/// more failed tasks, record why tasks stopped since `since_ms`. Errors are retried quietly: the
+/// deploy this accompanies reports failures itself.
+pub async fn watch(
+    cfn: &aws_sdk_cloudformation::Client,
+    ecs: &aws_sdk_ecs::Client,
+    ui: &Ui,
+    stack: &str,
+    since_ms: i64,
+    poll: Duration,
+    witness: &Witness,
+) -> std::convert::Infallible {
+    let mut feed = EventFeed::default();
+    let mut first_look = true;
+    let mut failed_tasks = 0;
+    loop {
+        let svc = match witness.service() {
+            Some(svc) => Some(svc),
+            None => {
+                let found = locate(cfn, stack).await.ok().flatten();
+                if found.is_some() && !first_look {
+                    // Made by this deploy: its events are all news.
+                    feed = EventFeed::everything();
+                }
+                first_look = false;
+                witness.service.lock().unwrap().clone_from(&found);
+                found
+            }
+        };
+        if let Some(svc) = svc {
+            if let Ok(service) = describe(ecs, &svc.cluster, &svc.name).await {
+                feed.show(ui, &service);
+                let failed: i32 = service.deployments().iter().map(|d| d.failed_tasks()).sum();
+                if failed > 0 && failed != failed_tasks {
+                    witness.record(stopped_reasons(ecs, &svc.cluster, &svc.name, since_ms).await);
+                }
+                failed_tasks = failed;
+            }
+        }
+        tokio::time::sleep(poll).await;
+    }
+}
+
 /// The service as ECS reports it.
 pub async fn describe(ecs: &aws_sdk_ecs::Client, cluster: &str, service: &str) -> Result<Service> {
     let out = ecs
@@ -127,9 +242,7 @@ async fn stopped_reasons(
         .filter_map(|t| t.stopped_reason())
         .map(str::to_owned)
         .collect();
-    reasons.sort();
-    reasons.dedup();
-    reasons.truncate(3);
+    tidy(&mut reasons);
     reasons
 }
 
@@ -140,6 +253,14 @@ pub struct PostMortem {
     pub reasons: Vec<String>,
     /// The service's last log lines.
     pub log_lines: Vec<String>,
+}
+
+impl PostMortem {
+    /// Add what a `Witness` saw while the tasks could still be looked at.
+    pub fn add_reasons(&mut self, seen: Vec<String>) {
+        self.reasons.extend(seen);
+        tidy(&mut self.reasons);
+    }
 }
 
 /// Why the service's tasks stopped and what it logged last (since `since_ms`); best effort.
@@ -185,6 +306,13 @@ pub struct EventFeed {
 }
 
 impl EventFeed {
+    /// A feed whose first look shows every event, for a service this deploy created.
+    pub fn everything() -> EventFeed {
+        EventFeed {
+            seen: Some(String::new()),
+        }
+    }
+
     pub fn fresh(&mut self, service: &Service) -> Vec<String> {
         let events = service.events();
         let mut fresh: Vec<String> = match &self.seen {
@@ -209,24 +337,6 @@ impl EventFeed {
         for message in self.fresh(service) {
             ui.line(format!("  svc  {message}"));
         }
-    }
-}
-
-/// Print the service's new events as they come, until dropped (errors are retried quietly:
-/// this only accompanies another wait, which reports failures itself).
-pub async fn follow_events(
-    ecs: &aws_sdk_ecs::Client,
-    ui: &Ui,
-    cluster: &str,
-    service: &str,
-    poll: Duration,
-) -> std::convert::Infallible {
-    let mut feed = EventFeed::default();
-    loop {
-        if let Ok(svc) = describe(ecs, cluster, service).await {
-            feed.show(ui, &svc);
-        }
-        tokio::time::sleep(poll).await;
     }
 }
 
@@ -349,6 +459,143 @@ mod tests {
             found.log_lines,
             ["thread 'main' panicked: DATABASE_URL is not set"]
         );
+    }
+
+    /// The ecs stack's cluster, service and log group as CloudFormation lists them, in these states.
+    fn stack_resources(states: [ResourceStatus; 3]) -> aws_smithy_mocks::Rule {
+        use aws_sdk_cloudformation::operation::describe_stack_resources::DescribeStackResourcesOutput;
+        use aws_sdk_cloudformation::types::StackResource;
+        let made = [
+            ("AWS::ECS::Cluster", "demo-dev"),
+            ("AWS::ECS::Service", SERVICE_ARN),
+            ("AWS::Logs::LogGroup", "/ecs/demo-dev/1234"),
+        ];
+        let listed: Vec<StackResource> = made
+            .iter()
+            .zip(states)
+            .map(|((ty, id), status)| {
+                StackResource::builder()
+                    .resource_type(*ty)
+                    .physical_resource_id(*id)
+                    .resource_status(status)
+                    .build()
+            })
+            .collect();
+        mock!(aws_sdk_cloudformation::Client::describe_stack_resources)
+            .match_requests(|r| r.stack_name() == Some("demo-dev-ecs"))
+            .then_output(move || {
+                DescribeStackResourcesOutput::builder()
+                    .set_stack_resources(Some(listed.clone()))
+                    .build()
+            })
+    }
+
+    const SERVICE_ARN: &str = "arn:aws:ecs:us-east-1:111122223333:service/demo-dev/demo-dev";
+
+    #[tokio::test]
+    async fn the_stack_resources_locate_the_service_unless_deleted() {
+        let made = stack_resources([
+            ResourceStatus::CreateComplete,
+            ResourceStatus::CreateInProgress,
+            ResourceStatus::CreateComplete,
+        ]);
+        let cfn = mock_sdk!(aws_sdk_cloudformation, [&made]);
+        assert_eq!(
+            locate(&cfn, "demo-dev-ecs").await.unwrap(),
+            Some(StackService {
+                cluster: "demo-dev".into(),
+                name: "demo-dev".into(),
+                log_group: Some("/ecs/demo-dev/1234".into()),
+            })
+        );
+        // A failed first create, rolled back: only the retained log group is left.
+        let rolled_back = stack_resources([
+            ResourceStatus::DeleteComplete,
+            ResourceStatus::DeleteComplete,
+            ResourceStatus::DeleteSkipped,
+        ]);
+        let cfn = mock_sdk!(aws_sdk_cloudformation, [&rolled_back]);
+        assert_eq!(locate(&cfn, "demo-dev-ecs").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn the_watch_records_why_tasks_stopped_while_the_cluster_still_exists() {
+        use aws_sdk_ecs::operation::{
+            describe_services::DescribeServicesOutput, describe_tasks::DescribeTasksOutput,
+            list_tasks::ListTasksOutput,
+        };
+        use aws_sdk_ecs::types::Task;
+        let made = stack_resources([
+            ResourceStatus::CreateComplete,
+            ResourceStatus::CreateInProgress,
+            ResourceStatus::CreateComplete,
+        ]);
+        let cfn = mock_sdk!(aws_sdk_cloudformation, [&made]);
+        // The circuit breaker counts two failed tasks.
+        let described = mock!(aws_sdk_ecs::Client::describe_services)
+            .match_requests(|r| r.cluster() == Some("demo-dev") && r.services() == ["demo-dev"])
+            .then_output(|| {
+                DescribeServicesOutput::builder()
+                    .services(service(
+                        0,
+                        1,
+                        vec![Deployment::builder().failed_tasks(2).build()],
+                    ))
+                    .build()
+            });
+        let listed = mock!(aws_sdk_ecs::Client::list_tasks)
+            .then_output(|| ListTasksOutput::builder().task_arns("t1").build());
+        let pull_failed =
+            "CannotPullContainerError: pull image manifest has been retried 5 time(s)";
+        let tasks = mock!(aws_sdk_ecs::Client::describe_tasks).then_output(move || {
+            DescribeTasksOutput::builder()
+                .tasks(Task::builder().stopped_reason(pull_failed).build())
+                .build()
+        });
+        let ecs = mock_sdk!(aws_sdk_ecs, [&described, &listed, &tasks]);
+
+        let witness = Witness::default();
+        let ui = Ui::new();
+        let watching = watch(
+            &cfn,
+            &ecs,
+            &ui,
+            "demo-dev-ecs",
+            0,
+            Duration::from_millis(10),
+            &witness,
+        );
+        // Watches until dropped, like beside a deploy.
+        assert!(tokio::time::timeout(Duration::from_millis(200), watching)
+            .await
+            .is_err());
+        assert_eq!(witness.service().map(|s| s.name), Some("demo-dev".into()));
+        assert_eq!(witness.reasons(), [pull_failed]);
+        // Asked once: the failed-task count did not change after the first look.
+        assert_eq!(tasks.num_calls(), 1);
+
+        let mut found = PostMortem::default();
+        found.add_reasons(witness.reasons());
+        found.add_reasons(vec![pull_failed.into()]);
+        assert_eq!(found.reasons, [pull_failed]);
+    }
+
+    #[test]
+    fn a_service_the_deploy_created_shows_all_its_events() {
+        use aws_sdk_ecs::types::ServiceEvent;
+        let created = Service::builder()
+            .events(
+                ServiceEvent::builder()
+                    .id("1")
+                    .message("has started 1 tasks")
+                    .build(),
+            )
+            .build();
+        assert_eq!(
+            EventFeed::everything().fresh(&created),
+            ["has started 1 tasks"]
+        );
+        assert!(EventFeed::default().fresh(&created).is_empty());
     }
 
     fn service(running: i32, desired: i32, deployments: Vec<Deployment>) -> Service {
