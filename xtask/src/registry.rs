@@ -345,10 +345,10 @@ async fn describe_image(
     }
 }
 
-/// The repository name in an image reference: `<registry>/<name>@sha256:…` or `<registry>/<name>:<tag>`.
-pub fn repository_in(image: &str) -> Option<&str> {
+/// The repository name and digest of an image pinned by digest, `<registry>/<name>@sha256:…`.
+pub fn pinned_parts(image: &str) -> Option<(&str, &str)> {
     let (_, path) = image.split_once('/')?;
-    Some(path.split(['@', ':']).next().unwrap_or(path))
+    path.split_once('@')
 }
 
 /// The digest ECR holds under `tag`, and all the image's tags, if it has it.
@@ -610,16 +610,17 @@ mod tests {
     }
 
     #[test]
-    fn the_repository_is_read_from_an_image_reference() {
+    fn the_repository_and_digest_are_read_from_a_pinned_image() {
         assert_eq!(
-            repository_in("1.dkr.ecr.eu-west-1.amazonaws.com/demo-dev@sha256:ab"),
-            Some("demo-dev")
+            pinned_parts("1.dkr.ecr.eu-west-1.amazonaws.com/demo-dev@sha256:ab"),
+            Some(("demo-dev", "sha256:ab"))
         );
         assert_eq!(
-            repository_in("127.0.0.1:4566/demo-dev:v1"),
-            Some("demo-dev")
+            pinned_parts("127.0.0.1:4566/demo-dev@sha256:cd"),
+            Some(("demo-dev", "sha256:cd"))
         );
-        assert_eq!(repository_in("demo-dev"), None);
+        assert_eq!(pinned_parts("127.0.0.1:4566/demo-dev:v1"), None);
+        assert_eq!(pinned_parts("demo-dev"), None);
     }
 
     #[tokio::test]

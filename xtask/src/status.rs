@@ -69,16 +69,14 @@ async fn collect(s: &Session) -> Result<Value> {
                 .map(str::to_owned),
             None => None,
         };
-        let digest = image
-            .as_deref()
-            .and_then(|i| i.split_once('@'))
-            .map(|(_, d)| d.to_owned());
+        let pinned = image.as_deref().and_then(registry::pinned_parts);
+        let digest = pinned.map(|(_, digest)| digest.to_owned());
         // Whether tasks that start now can still pull the image, and which build it is.
-        let tags = match (image.as_deref().and_then(registry::repository_in), &digest) {
-            (Some(repository), Some(digest)) => {
+        let tags = match pinned {
+            Some((repository, digest)) => {
                 Some(registry::tags_of(&s.clients.ecr, repository, digest).await?)
             }
-            _ => None,
+            None => None,
         };
         svc = json!({
             "cluster": cluster,
