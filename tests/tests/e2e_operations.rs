@@ -63,6 +63,15 @@ fn diff_status_destroy_and_recovery_from_a_failed_create() {
         rt.block_on(stack_states(&aws, &prefix))[2].1,
         "ROLLBACK_COMPLETE"
     );
+    // diff counts replacing the failed stack as a change.
+    let (out, text) = run(&["diff"]);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&format!(
+            "{prefix}-ecs: ROLLBACK_COMPLETE (its first create failed): deploy deletes it and creates it again"
+        )),
+        "{text}"
+    );
     // ...then, with the quota raised, the next deploy replaces the failed stack.
     drop(quota);
     let (out, text) = run(&["deploy"]);

@@ -7,7 +7,7 @@ use anyhow::Result;
 use crate::flags;
 use crate::project::StackKind;
 use crate::session::Session;
-use crate::stack::{self, ChangeRow};
+use crate::stack::{self, Preview};
 use crate::ui::Ui;
 
 /// Returns whether any stack would change (the exit code is 1 then).
@@ -33,16 +33,31 @@ pub async fn run(root: &Path, cmd: flags::Diff) -> Result<bool> {
             }
         }
         let spinner = s.ui.spinner(format!("diff {}", stack.name));
-        let rows = stack::preview(&s.clients.cfn, &stack, s.poll).await?;
-        spinner.done(if rows.is_empty() {
-            "no changes".to_owned()
-        } else {
-            format!("{} change(s)", rows.len())
-        });
-        all.push((stack.name, rows));
+        let preview = stack::preview(&s.clients.cfn, &stack, s.poll).await?;
+        let summary = match &preview {
+            Preview::Changes(rows) if rows.is_empty() => "no changes".to_owned(),
+            Preview::Changes(rows) => format!("{} change(s)", rows.len()),
+            // Before a first deploy: the stacks before it would export what it imports.
+            Preview::AwaitsExports(_) if any_changes(&all) => {
+                "after the stacks before it".to_owned()
+            }
+            Preview::AwaitsExports(reason) => {
+                spinner.failed("failed");
+                return Err(stack::missing_export(&stack, reason));
+            }
+            Preview::Recreate => "delete and create again".to_owned(),
+        };
+        spinner.done(summary);
+        all.push((stack.name, preview));
     }
     print!("{}", render(&all));
-    Ok(all.iter().any(|(_, rows)| !rows.is_empty()))
+    Ok(any_changes(&all))
+}
+
+fn any_changes(stacks: &[(String, Preview)]) -> bool {
+    stacks
+        .iter()
+        .any(|(_, p)| !matches!(p, Preview::Changes(rows) if rows.is_empty()))
 }
 
 /// The image the ecs stack runs now, or a placeholder digest before the first deploy.
@@ -56,9 +71,26 @@ async fn image_as_deployed(s: &Session) -> Result<String> {
 }
 
 /// `stack  resource  type  action  replacement`, one line per change.
-pub fn render(stacks: &[(String, Vec<ChangeRow>)]) -> String {
+pub fn render(stacks: &[(String, Preview)]) -> String {
     let mut out = String::new();
-    for (stack, rows) in stacks {
+    for (stack, preview) in stacks {
+        let rows = match preview {
+            Preview::Changes(rows) => rows,
+            Preview::AwaitsExports(reason) => {
+                out.push_str(&format!(
+                    "{stack}: changes known once the stacks before it are deployed (it imports their \
+                     new exports: {reason})\n"
+                ));
+                continue;
+            }
+            Preview::Recreate => {
+                out.push_str(&format!(
+                    "{stack}: ROLLBACK_COMPLETE (its first create failed): deploy deletes it and \
+                     creates it again\n"
+                ));
+                continue;
+            }
+        };
         if rows.is_empty() {
             out.push_str(&format!("{stack}: no changes\n"));
             continue;
@@ -84,7 +116,7 @@ pub fn render(stacks: &[(String, Vec<ChangeRow>)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stack::Replacement;
+    use crate::stack::{ChangeRow, Replacement};
 
     #[test]
     fn the_table_names_resource_action_and_replacement() {
@@ -95,12 +127,33 @@ mod tests {
             replacement: Replacement::Yes,
         };
         let text = render(&[
-            ("p-dev-vpc".into(), vec![]),
-            ("p-dev-ecs".into(), vec![row]),
+            ("p-dev-vpc".into(), Preview::Changes(vec![])),
+            ("p-dev-ecs".into(), Preview::Changes(vec![row])),
         ]);
         assert_eq!(
             text,
             "p-dev-vpc: no changes\np-dev-ecs:\n  resource                     type                                         action   replacement\n  TaskDefinition               AWS::ECS::TaskDefinition                     Modify   yes\n"
         );
+        assert!(!any_changes(&[(
+            "p-dev-vpc".into(),
+            Preview::Changes(vec![])
+        )]));
+    }
+
+    #[test]
+    fn a_stack_awaiting_exports_counts_as_a_change_and_says_why() {
+        let first_deploy = [
+            ("p-dev-vpc".into(), Preview::Changes(vec![])),
+            (
+                "p-dev-ecs".into(),
+                Preview::AwaitsExports("No export named p-dev-VpcId found".into()),
+            ),
+        ];
+        assert!(any_changes(&first_deploy));
+        assert!(any_changes(&[("p-dev-ecs".into(), Preview::Recreate)]));
+        assert!(render(&first_deploy).ends_with(
+            "p-dev-ecs: changes known once the stacks before it are deployed (it imports their new \
+             exports: No export named p-dev-VpcId found)\n"
+        ));
     }
 }

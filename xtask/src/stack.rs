@@ -232,6 +232,10 @@ pub async fn deploy(
             });
         }
         Ok(Ready::Changes(changes)) => changes,
+        Ok(Ready::MissingExport(reason)) => {
+            change_set.delete().await;
+            return Err(missing_export(stack, &reason));
+        }
         Err(e) => {
             change_set.delete().await;
             return Err(e);
@@ -268,6 +272,10 @@ pub async fn import(
     let changes = match change_set.wait_ready(settings.poll).await {
         Ok(Ready::Changes(changes)) => changes,
         Ok(Ready::Empty) => vec![],
+        Ok(Ready::MissingExport(reason)) => {
+            change_set.delete().await;
+            return Err(missing_export(stack, &reason));
+        }
         Err(e) => {
             change_set.delete().await;
             return Err(e);
@@ -543,32 +551,58 @@ pub async fn destroy(
     Ok(true)
 }
 
+/// A stack's change set failed because it imports an export that the stacks deployed before it
+/// do not have (deploying creates them in order, so this is a real mismatch).
+pub fn missing_export(stack: &Stack, reason: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "the change set for stack {} failed: {reason}: a stack deployed before it must export that \
+         name (check the Fn::ImportValue names in infra/{}.yaml against the other templates' Outputs)",
+        stack.name,
+        stack.label
+    )
+}
+
+/// What deploying a stack would change.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Preview {
+    Changes(Vec<ChangeRow>),
+    /// Not computable yet: the stack imports an export that a stack deployed before it does not
+    /// have yet (CloudFormation's reason), as before a first deploy.
+    AwaitsExports(String),
+    /// `ROLLBACK_COMPLETE` (a failed first create): deploying deletes it and creates it again.
+    Recreate,
+}
+
 /// What deploying `stack` would change, changing nothing: the change set is deleted again, and
 /// so is the empty stack a change set for a new stack leaves behind.
-pub async fn preview(cfn: &Client, stack: &Stack, poll: Duration) -> Result<Vec<ChangeRow>> {
+pub async fn preview(cfn: &Client, stack: &Stack, poll: Duration) -> Result<Preview> {
     let current = describe(cfn, &stack.name).await?;
     let status = status_of(current.as_ref());
     let kind = match plan(&stack.name, status) {
         Plan::Update => {
             if same_as_deployed(cfn, stack, current.as_ref().expect("an existing stack")).await? {
-                return Ok(vec![]);
+                return Ok(Preview::Changes(vec![]));
             }
             ChangeSetType::Update
         }
         Plan::Create => ChangeSetType::Create,
-        Plan::Recreate => bail!(
-            "stack {} is ROLLBACK_COMPLETE (its first create failed): `deploy` will delete and create it again",
-            stack.name
+        Plan::Recreate => return Ok(Preview::Recreate),
+        Plan::Wait => bail!(
+            "stack {} is busy ({}): try again when it settles",
+            stack.name,
+            status.unwrap_or_default()
         ),
-        Plan::Wait => bail!("stack {} is busy ({}): try again when it settles", stack.name, status.unwrap_or_default()),
         Plan::Refuse(why) => bail!(why),
     };
     let change_set = ChangeSet::create(cfn, stack, kind, &[]).await?;
     let ready = change_set.wait_ready(poll).await;
     change_set.delete().await;
     Ok(match ready? {
-        Ready::Empty => vec![],
-        Ready::Changes(changes) => changes.iter().filter_map(change_row).collect(),
+        Ready::Empty => Preview::Changes(vec![]),
+        Ready::Changes(changes) => {
+            Preview::Changes(changes.iter().filter_map(change_row).collect())
+        }
+        Ready::MissingExport(reason) => Preview::AwaitsExports(reason),
     })
 }
 

@@ -17,6 +17,12 @@ pub fn is_empty_change_set(reason: &str) -> bool {
     reason.contains("didn't contain changes") || reason.contains("No updates are to be performed")
 }
 
+/// True when a FAILED change set failed because the template imports an export that no stack
+/// has (yet): a stack deployed before it would make it.
+pub fn is_missing_export(reason: &str) -> bool {
+    reason.contains("No export named")
+}
+
 pub(super) fn change_row(change: &Change) -> Option<ChangeRow> {
     let rc = change.resource_change()?;
     Some(ChangeRow {
@@ -37,6 +43,8 @@ pub(super) fn change_row(change: &Change) -> Option<ChangeRow> {
 pub(super) enum Ready {
     Empty,
     Changes(Vec<Change>),
+    /// CloudFormation's reason: the template imports an export no stack has.
+    MissingExport(String),
 }
 
 /// A change set we created; deleted again when it is empty or fails. The interrupt ledger keeps
@@ -164,6 +172,9 @@ impl ChangeSet {
                 Some(ChangeSetStatus::CreateComplete) => return Ok(Ready::Changes(changes)),
                 Some(ChangeSetStatus::Failed) if is_empty_change_set(&reason) => {
                     return Ok(Ready::Empty)
+                }
+                Some(ChangeSetStatus::Failed) if is_missing_export(&reason) => {
+                    return Ok(Ready::MissingExport(reason))
                 }
                 Some(ChangeSetStatus::Failed) => {
                     bail!("the change set for stack {} failed: {reason}", self.stack)

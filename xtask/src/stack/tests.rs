@@ -574,6 +574,53 @@ mod with_mocked_cloudformation {
         assert_eq!(answers.create.num_calls(), 0);
     }
 
+    /// A change set for a stack whose template imports an export nothing has yet, as before
+    /// the first deploy of the stacks before it.
+    fn missing_export_answers() -> Answers {
+        Answers {
+            ready: mock!(Client::describe_change_set).then_output(|| {
+                DescribeChangeSetOutput::builder()
+                    .status(ChangeSetStatus::Failed)
+                    .status_reason("No export named demo-dev-VpcId found")
+                    .build()
+            }),
+            ..Answers::ordinary()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_preview_of_a_stack_awaiting_exports_says_so_and_leaves_nothing() {
+        let describe = mock!(Client::describe_stacks).then_error(missing);
+        let answers = missing_export_answers();
+        let delete = delete_change_set_ok();
+        let delete_stack =
+            mock!(Client::delete_stack).then_output(|| DeleteStackOutput::builder().build());
+        let cfn = answers.client(&describe, &[&delete, &delete_stack]);
+
+        let preview = preview(&cfn, &stack(), FAST).await.unwrap();
+        assert_eq!(
+            preview,
+            Preview::AwaitsExports("No export named demo-dev-VpcId found".into())
+        );
+        assert_eq!((delete.num_calls(), delete_stack.num_calls()), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn a_deploy_missing_an_export_says_which_and_executes_nothing() {
+        let describe = mock!(Client::describe_stacks).then_output(|| existing("CREATE_COMPLETE"));
+        let answers = missing_export_answers();
+        let delete = delete_change_set_ok();
+        let cfn = answers.client(&describe, &[&delete]);
+
+        let err = run(&cfn, &stack()).await.unwrap_err().to_string();
+        assert!(
+            err.contains("No export named demo-dev-VpcId found")
+                && err.contains("Fn::ImportValue names in infra/vpc.yaml"),
+            "{err}"
+        );
+        assert_eq!((delete.num_calls(), answers.execute.num_calls()), (1, 0));
+    }
+
     #[tokio::test]
     async fn a_refused_change_set_is_deleted_and_nothing_runs() {
         // An existing stack keeps its stack; a new one loses the empty stack its change set made.
