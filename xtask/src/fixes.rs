@@ -31,6 +31,19 @@ const STACK_FAILURES: &[Known] = &[
               AWS Support to verify it, or deploy without CloudFront (CloudFrontEnabled: \"false\" in infra/env)",
     },
     Known {
+        says: &["Circuit Breaker was triggered"],
+        and: &[],
+        fix: "the new tasks did not start or did not pass their health checks, so ECS rolled the service \
+              back: fix the cause that the stopped tasks' reasons and the service's last log lines show \
+              (`cargo xtask logs` for more)",
+    },
+    Known {
+        says: &["does not have an associated load balancer"],
+        and: &[],
+        fix: "ECS refuses a target group no listener forwards to yet: give the service `DependsOn` a \
+              listener or listener rule that forwards to it in every configuration (infra/ecs.yaml)",
+    },
+    Known {
         says: &["LimitExceeded", "maximum number of"],
         and: &[],
         fix: "an account quota is reached: raise it in Service Quotas, or delete what you no longer use",
@@ -151,5 +164,20 @@ mod tests {
         assert!(for_stack_failure(cloudfront)
             .unwrap()
             .contains("CloudFrontEnabled: \"false\""));
+    }
+
+    #[test]
+    fn service_failures_point_at_their_cause() {
+        // As CloudFormation words an ECS service's failure.
+        let breaker = "Resource handler returned message: \"Error occurred during operation 'ECS \
+                       Deployment Circuit Breaker was triggered'.\" (RequestToken: 3f2a, HandlerErrorCode: \
+                       GeneralServiceException)";
+        assert!(for_stack_failure(breaker)
+            .unwrap()
+            .contains("stopped tasks' reasons"));
+        let unattached = "Invalid request provided: CreateService error: The target group with \
+                          targetGroupArn arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/x/1 does \
+                          not have an associated load balancer.";
+        assert!(for_stack_failure(unattached).unwrap().contains("DependsOn"));
     }
 }
