@@ -87,6 +87,56 @@ pub fn format_event(label: &str, event: &StackEvent) -> String {
     line
 }
 
+/// What a stack operation is waiting on, from its events so far (oldest first): a resource still
+/// in progress (a slow kind first, with what to expect of it), and how many more are.
+pub fn waiting_on(events: &[StackEvent]) -> Option<String> {
+    // (logical id, type) of the resources in progress, in the order they started.
+    let mut busy: Vec<(&str, &str)> = Vec::new();
+    for e in events {
+        let (Some(id), Some(ty), Some(status)) = (
+            e.logical_resource_id(),
+            e.resource_type(),
+            e.resource_status(),
+        ) else {
+            continue;
+        };
+        if ty == "AWS::CloudFormation::Stack" {
+            continue;
+        }
+        let at = busy.iter().position(|(b, _)| *b == id);
+        match (status.as_str().ends_with("_IN_PROGRESS"), at) {
+            (true, None) => busy.push((id, ty)),
+            (false, Some(i)) => {
+                busy.remove(i);
+            }
+            _ => {}
+        }
+    }
+    let (id, ty) = busy
+        .iter()
+        .find(|(_, ty)| slow_kind(ty).is_some())
+        .or(busy.first())?;
+    let more = match busy.len() - 1 {
+        0 => String::new(),
+        n => format!(" and {n} more"),
+    };
+    Some(match slow_kind(ty) {
+        Some(expect) => format!("waiting on {id}{more} ({expect})"),
+        None => format!("waiting on {id}{more}"),
+    })
+}
+
+/// What to expect of a resource type that keeps a stack waiting for minutes on AWS.
+fn slow_kind(resource_type: &str) -> Option<&'static str> {
+    Some(match resource_type {
+        "AWS::CloudFront::Distribution" => "CloudFront distributions take several minutes",
+        "AWS::ElasticLoadBalancingV2::LoadBalancer" => "load balancers take a few minutes",
+        "AWS::EC2::VPCEndpoint" => "interface endpoints take a minute or two",
+        "AWS::ECS::Service" => "CloudFormation waits for its new tasks to pass their health checks",
+        _ => return None,
+    })
+}
+
 /// The first failed resource and its reason, skipping the cascade of cancellations after it.
 pub fn first_failure(events: &[StackEvent]) -> Option<String> {
     first_failed(events).map(failure)
@@ -135,6 +185,34 @@ pub(crate) mod tests {
             .set_resource_status_reason(reason.map(str::to_owned))
             .timestamp(aws_sdk_cloudformation::primitives::DateTime::from_secs(0))
             .build()
+    }
+
+    /// An event of resource `logical` of type `ty`.
+    fn of_type(id: &str, logical: &str, ty: &str, status: &str) -> StackEvent {
+        let mut e = event(id, logical, status, None);
+        e.resource_type = Some(ty.into());
+        e
+    }
+
+    #[test]
+    fn the_wait_names_a_slow_resource_in_progress_and_what_to_expect() {
+        const CF: &str = "AWS::CloudFront::Distribution";
+        let mut events = vec![
+            of_type("1", "s", "AWS::CloudFormation::Stack", "CREATE_IN_PROGRESS"),
+            event("2", "Subnet", "CREATE_IN_PROGRESS", None),
+        ];
+        assert_eq!(waiting_on(&events).as_deref(), Some("waiting on Subnet"));
+        events.push(of_type("3", "Distribution", CF, "CREATE_IN_PROGRESS"));
+        events.push(event("4", "Other", "CREATE_IN_PROGRESS", None));
+        assert_eq!(
+            waiting_on(&events).as_deref(),
+            Some("waiting on Distribution and 2 more (CloudFront distributions take several minutes)")
+        );
+        events.push(of_type("5", "Distribution", CF, "CREATE_COMPLETE"));
+        events.push(event("6", "Subnet", "CREATE_COMPLETE", None));
+        assert_eq!(waiting_on(&events).as_deref(), Some("waiting on Other"));
+        events.push(event("7", "Other", "CREATE_FAILED", None));
+        assert_eq!(waiting_on(&events), None);
     }
 
     #[test]

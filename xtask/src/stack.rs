@@ -371,7 +371,10 @@ async fn run_change_set(
             .unwrap_or("UNKNOWN");
         match progress(status) {
             Progress::Running => {
-                spinner.set(status.to_owned());
+                spinner.set(match events::waiting_on(&seen) {
+                    Some(waiting) => format!("{status}: {waiting}"),
+                    None => status.to_owned(),
+                });
                 underway.update(format!("stack {} is {status}", stack.name));
             }
             Progress::Succeeded => return Ok(current),
@@ -515,7 +518,10 @@ async fn delete_and_wait(
                 );
             }
             Some(s) => {
-                spinner.set(format!("deleting ({s})"));
+                spinner.set(match events::waiting_on(&seen) {
+                    Some(waiting) => format!("deleting ({s}): {waiting}"),
+                    None => format!("deleting ({s})"),
+                });
                 underway.update(format!("stack {name} is {s}"));
             }
         }
