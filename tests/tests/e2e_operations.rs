@@ -1,8 +1,9 @@
-//! End to end, day 2: `diff` (0, then 1 after a parameter change), Ctrl-C during a rollout and
-//! at a question, a deploy that leaves auto scaling's task count alone,
-//! `logs` (the replaced task's start and graceful drain), `status --json`, `destroy` (stacks gone, images kept), and a failed
-//! first create followed by a successful deploy. Runs
-//! in its own environment (`infra/env/e2eops.yaml`, written and removed by the test).
+//! End to end, day 2: a failed first create (1 for `diff`) followed by a successful deploy,
+//! `diff` (0, then 1 after a parameter change), Ctrl-C during a rollout and at a question, a
+//! deploy that leaves auto scaling's task count alone, `logs` (the replaced task's start and
+//! graceful drain), `status --json`, CloudFront switched off (the load balancer answers `/`),
+//! and `destroy` (stacks gone, images kept). Runs in its own environment
+//! (`infra/env/e2eops.yaml`, written and removed by the test).
 
 mod common;
 
