@@ -39,6 +39,10 @@ pub const CHECKS: &[(&str, Check)] = &[
         "services attach through LoadBalancers after the load balancer forwards to them",
         services_attach_after_listener,
     ),
+    (
+        "services wait for the interface endpoints their tasks need",
+        services_wait_for_endpoints,
+    ),
     ("tasks get no public IP", tasks_have_no_public_ip),
     (
         "deployment circuit breaker with rollback",
@@ -266,11 +270,7 @@ pub fn target_groups_use_ip_targets(t: &Template) -> Violations {
 pub fn services_attach_after_listener(t: &Template) -> Violations {
     let mut out = Vec::new();
     for (id, r) in t.of_type("AWS::ECS::Service") {
-        let depends: Vec<&str> = match r.get("DependsOn") {
-            Some(Value::String(s)) => vec![s.as_str()],
-            Some(Value::Sequence(s)) => s.iter().filter_map(Value::as_str).collect(),
-            _ => vec![],
-        };
+        let depends = depends_on(r);
         let mut attached = false;
         for lb in list(prop(r, &["LoadBalancers"])) {
             if lb.get("ContainerName").is_none() || lb.get("ContainerPort").is_none() {
@@ -290,6 +290,38 @@ pub fn services_attach_after_listener(t: &Template) -> Violations {
         }
         if !attached {
             out.push(format!("{}: {id} must attach to the target group through LoadBalancers (ContainerName, ContainerPort, TargetGroupArn)", t.name));
+        }
+    }
+    out
+}
+
+/// A resource's `DependsOn`, as a list.
+fn depends_on(resource: &Value) -> Vec<&str> {
+    match resource.get("DependsOn") {
+        Some(Value::String(s)) => vec![s.as_str()],
+        Some(Value::Sequence(s)) => s.iter().filter_map(Value::as_str).collect(),
+        _ => vec![],
+    }
+}
+
+/// Tasks in private subnets reach ECR and CloudWatch Logs only through the interface endpoints:
+/// a service created before them starts tasks that cannot pull their image, and on a first
+/// create three such failures trip the circuit breaker and roll the whole stack back.
+pub fn services_wait_for_endpoints(t: &Template) -> Violations {
+    let endpoints: Vec<&str> = t
+        .of_type("AWS::EC2::VPCEndpoint")
+        .filter(|(_, r)| str_of(prop(r, &["VpcEndpointType"])) == Some("Interface"))
+        .map(|(id, _)| id)
+        .collect();
+    let mut out = Vec::new();
+    for (id, r) in t.of_type("AWS::ECS::Service") {
+        let depends = depends_on(r);
+        for endpoint in endpoints.iter().filter(|e| !depends.contains(e)) {
+            out.push(format!(
+                "{}: {id} must have DependsOn: {endpoint} (its tasks pull images and ship logs through \
+                 it; started before it exists, they fail and can trip the circuit breaker)",
+                t.name
+            ));
         }
     }
     out

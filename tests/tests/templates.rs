@@ -166,6 +166,25 @@ Resources:
 );
 
 rule!(
+    service_after_endpoints,
+    checks::services_wait_for_endpoints,
+    r#"
+Resources:
+  EcrDkr:
+    Type: AWS::EC2::VPCEndpoint
+    Properties: { VpcEndpointType: Interface, PrivateDnsEnabled: true }
+  Logs:
+    Type: AWS::EC2::VPCEndpoint
+    Properties: { VpcEndpointType: Interface, PrivateDnsEnabled: true }
+  Service:
+    Type: AWS::ECS::Service
+    DependsOn: [Listener, EcrDkr]
+    Properties: {}
+"#,
+    "Service must have DependsOn: Logs"
+);
+
+rule!(
     no_public_ip,
     checks::tasks_have_no_public_ip,
     r#"
