@@ -43,6 +43,10 @@ pub const CHECKS: &[(&str, Check)] = &[
         "services wait for the interface endpoints their tasks need",
         services_wait_for_endpoints,
     ),
+    (
+        "nothing depends on a resource that may not exist",
+        no_dependency_on_a_conditional_resource,
+    ),
     ("tasks get no public IP", tasks_have_no_public_ip),
     (
         "deployment circuit breaker with rollback",
@@ -302,6 +306,30 @@ fn depends_on(resource: &Value) -> Vec<&str> {
         Some(Value::Sequence(s)) => s.iter().filter_map(Value::as_str).collect(),
         _ => vec![],
     }
+}
+
+/// CloudFormation silently skips a resource whose `DependsOn` names a resource its condition
+/// leaves out: a service that depends on a CloudFront-only rule would vanish with CloudFront off.
+pub fn no_dependency_on_a_conditional_resource(t: &Template) -> Violations {
+    let condition = |id: &str| {
+        t.resources()
+            .find(|(rid, _)| *rid == id)
+            .and_then(|(_, r)| str_of(r.get("Condition")))
+    };
+    let mut out = Vec::new();
+    for (id, r) in t.resources() {
+        let own = str_of(r.get("Condition"));
+        for dep in depends_on(r) {
+            if let Some(theirs) = condition(dep).filter(|c| Some(*c) != own) {
+                out.push(format!(
+                    "{}: {id} depends on {dep}, which exists only when {theirs} holds: without it \
+                     CloudFormation would not create {id} either",
+                    t.name
+                ));
+            }
+        }
+    }
+    out
 }
 
 /// Tasks in private subnets reach ECR and CloudWatch Logs only through the interface endpoints:

@@ -185,6 +185,23 @@ Resources:
 );
 
 rule!(
+    unconditional_dependencies,
+    checks::no_dependency_on_a_conditional_resource,
+    r#"
+Resources:
+  FromCloudFront:
+    Type: AWS::ElasticLoadBalancingV2::ListenerRule
+    Condition: UseCloudFront
+    Properties: {}
+  Service:
+    Type: AWS::ECS::Service
+    DependsOn: [Listener, FromCloudFront]
+    Properties: {}
+"#,
+    "Service depends on FromCloudFront, which exists only when UseCloudFront holds"
+);
+
+rule!(
     no_public_ip,
     checks::tasks_have_no_public_ip,
     r#"
