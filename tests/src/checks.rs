@@ -47,6 +47,10 @@ pub const CHECKS: &[(&str, Check)] = &[
         "nothing depends on a resource that may not exist",
         no_dependency_on_a_conditional_resource,
     ),
+    (
+        "security groups let the load balancer reach the tasks, and the tasks the endpoints",
+        security_groups_let_the_service_work,
+    ),
     ("tasks get no public IP", tasks_have_no_public_ip),
     (
         "deployment circuit breaker with rollback",
@@ -373,6 +377,78 @@ fn always_forwards(t: &Template, id: &str, target_group: &str) -> bool {
                     && a.get("TargetGroupArn").and_then(target_of) == Some(target_group)
             })
         })
+}
+
+/// The traffic a service cannot do without gets through: the load balancer's group may send to
+/// the port the tasks' group admits it on (health checks included), and the tasks' group may
+/// send HTTPS to the VPC endpoints. Listing any egress rule drops the default allow-all, so a
+/// tightened group that forgets one starves the service without any error at deploy time.
+pub fn security_groups_let_the_service_work(t: &Template) -> Violations {
+    let group = |id: &str| t.resources().find(|(rid, _)| *rid == id).map(|(_, r)| r);
+    // `None` when the group lists no egress rules (all traffic may leave).
+    let egress = |sg: &Value| -> Option<Vec<Value>> {
+        prop(sg, &["SecurityGroupEgress"]).map(|rules| {
+            list(Some(rules))
+                .into_iter()
+                .flat_map(branches)
+                .map(|(_, rule)| rule.clone())
+                .collect()
+        })
+    };
+    let all_traffic = |rule: &Value| {
+        matches!(rule.get("IpProtocol"), Some(Value::String(p)) if p == "-1")
+            || matches!(rule.get("IpProtocol"), Some(Value::Number(n)) if n.as_i64() == Some(-1))
+    };
+    let load_balancers = load_balancer_security_groups(t);
+    let mut out = Vec::new();
+    for (service, r) in t.of_type("AWS::ECS::Service") {
+        let task_groups = list(prop(
+            r,
+            &[
+                "NetworkConfiguration",
+                "AwsvpcConfiguration",
+                "SecurityGroups",
+            ],
+        ));
+        for task_sg in task_groups.into_iter().filter_map(target_of) {
+            let Some(task) = group(task_sg) else { continue };
+            for (_, rule) in ingress_rules(task) {
+                let Some(lb) = rule.get("SourceSecurityGroupId").and_then(target_of) else {
+                    continue;
+                };
+                let (Some(port), Some(lb_group)) = (rule.get("FromPort"), group(lb)) else {
+                    continue;
+                };
+                let reaches = egress(lb_group).is_none_or(|rules| {
+                    rules
+                        .iter()
+                        .any(|e| all_traffic(e) || e.get("FromPort") == Some(port))
+                });
+                if load_balancers.contains(lb) && !reaches {
+                    out.push(format!(
+                        "{}: {lb} (load balancer) has no egress to the port {task_sg} admits it on, so \
+                         health checks and requests never reach {service}'s tasks",
+                        t.name
+                    ));
+                }
+            }
+            let https = egress(task).is_none_or(|rules| {
+                rules.iter().any(|e| {
+                    let port = |k| e.get(k).and_then(Value::as_i64);
+                    all_traffic(e)
+                        || matches!((port("FromPort"), port("ToPort")), (Some(a), Some(b)) if a <= 443 && 443 <= b)
+                })
+            });
+            if !https {
+                out.push(format!(
+                    "{}: {task_sg} (tasks of {service}) has no egress on 443, so the tasks cannot reach \
+                     the VPC endpoints to pull their image or ship logs",
+                    t.name
+                ));
+            }
+        }
+    }
+    out
 }
 
 pub fn tasks_have_no_public_ip(t: &Template) -> Violations {

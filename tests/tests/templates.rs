@@ -202,6 +202,47 @@ Resources:
 );
 
 rule!(
+    load_balancer_reaches_tasks,
+    checks::security_groups_let_the_service_work,
+    r#"
+Resources:
+  LbSg:
+    Type: AWS::EC2::SecurityGroup
+    Properties:
+      SecurityGroupEgress: [{ IpProtocol: tcp, FromPort: 80, ToPort: 80, CidrIp: 10.0.0.0/16 }]
+  TaskSg:
+    Type: AWS::EC2::SecurityGroup
+    Properties:
+      SecurityGroupIngress: [{ IpProtocol: tcp, FromPort: 8080, ToPort: 8080, SourceSecurityGroupId: !Ref LbSg }]
+  Lb:
+    Type: AWS::ElasticLoadBalancingV2::LoadBalancer
+    Properties: { SecurityGroups: [!Ref LbSg] }
+  Service:
+    Type: AWS::ECS::Service
+    Properties:
+      NetworkConfiguration: { AwsvpcConfiguration: { SecurityGroups: [!Ref TaskSg] } }
+"#,
+    "LbSg (load balancer) has no egress to the port TaskSg admits it on"
+);
+
+rule!(
+    tasks_reach_endpoints,
+    checks::security_groups_let_the_service_work,
+    r#"
+Resources:
+  TaskSg:
+    Type: AWS::EC2::SecurityGroup
+    Properties:
+      SecurityGroupEgress: [{ IpProtocol: tcp, FromPort: 80, ToPort: 80, CidrIp: 0.0.0.0/0 }]
+  Service:
+    Type: AWS::ECS::Service
+    Properties:
+      NetworkConfiguration: { AwsvpcConfiguration: { SecurityGroups: [!Ref TaskSg] } }
+"#,
+    "TaskSg (tasks of Service) has no egress on 443"
+);
+
+rule!(
     no_public_ip,
     checks::tasks_have_no_public_ip,
     r#"
