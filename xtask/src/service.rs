@@ -156,18 +156,28 @@ pub async fn watch(
     witness: &Witness,
 ) -> std::convert::Infallible {
     let mut feed = EventFeed::default();
-    let mut first_look = true;
+    // Whether a look found no service (or no stack): one found after that is this deploy's.
+    let mut seen_absent = false;
     let mut failed_tasks = 0;
     loop {
         let svc = match witness.service() {
             Some(svc) => Some(svc),
             None => {
-                let found = locate(cfn, stack).await.ok().flatten();
-                if found.is_some() && !first_look {
+                let found = match locate(cfn, stack).await {
+                    Ok(found) => found,
+                    Err(e) if format!("{e:#}").contains("does not exist") => None,
+                    // Unknown (throttled, say): neither absent nor found.
+                    Err(_) => {
+                        tokio::time::sleep(poll).await;
+                        continue;
+                    }
+                };
+                match &found {
+                    None => seen_absent = true,
                     // Made by this deploy: its events are all news.
-                    feed = EventFeed::everything();
+                    Some(_) if seen_absent => feed = EventFeed::everything(),
+                    Some(_) => {}
                 }
-                first_look = false;
                 witness.service.lock().unwrap().clone_from(&found);
                 found
             }
@@ -463,6 +473,16 @@ mod tests {
 
     /// The ecs stack's cluster, service and log group as CloudFormation lists them, in these states.
     fn stack_resources(states: [ResourceStatus; 3]) -> aws_smithy_mocks::Rule {
+        mock!(aws_sdk_cloudformation::Client::describe_stack_resources)
+            .match_requests(|r| r.stack_name() == Some("demo-dev-ecs"))
+            .then_output(move || listed(states.clone()))
+    }
+
+    /// DescribeStackResources' answer: the cluster, service and log group, in these states.
+    fn listed(
+        states: [ResourceStatus; 3],
+    ) -> aws_sdk_cloudformation::operation::describe_stack_resources::DescribeStackResourcesOutput
+    {
         use aws_sdk_cloudformation::operation::describe_stack_resources::DescribeStackResourcesOutput;
         use aws_sdk_cloudformation::types::StackResource;
         let made = [
@@ -470,7 +490,7 @@ mod tests {
             ("AWS::ECS::Service", SERVICE_ARN),
             ("AWS::Logs::LogGroup", "/ecs/demo-dev/1234"),
         ];
-        let listed: Vec<StackResource> = made
+        let resources = made
             .iter()
             .zip(states)
             .map(|((ty, id), status)| {
@@ -481,13 +501,9 @@ mod tests {
                     .build()
             })
             .collect();
-        mock!(aws_sdk_cloudformation::Client::describe_stack_resources)
-            .match_requests(|r| r.stack_name() == Some("demo-dev-ecs"))
-            .then_output(move || {
-                DescribeStackResourcesOutput::builder()
-                    .set_stack_resources(Some(listed.clone()))
-                    .build()
-            })
+        DescribeStackResourcesOutput::builder()
+            .set_stack_resources(Some(resources))
+            .build()
     }
 
     const SERVICE_ARN: &str = "arn:aws:ecs:us-east-1:111122223333:service/demo-dev/demo-dev";
@@ -578,6 +594,59 @@ mod tests {
         found.add_reasons(witness.reasons());
         found.add_reasons(vec![pull_failed.into()]);
         assert_eq!(found.reasons, [pull_failed]);
+    }
+
+    #[tokio::test]
+    async fn the_watch_finds_a_service_the_deploy_creates() {
+        use aws_sdk_cloudformation::operation::describe_stack_resources::DescribeStackResourcesError;
+        use aws_sdk_ecs::operation::describe_services::DescribeServicesOutput;
+        // No stack yet (a change set not executed), then one being created, its service too.
+        let appearing = mock!(aws_sdk_cloudformation::Client::describe_stack_resources)
+            .sequence()
+            .error(|| {
+                DescribeStackResourcesError::generic(crate::mock::service_error(
+                    "ValidationError",
+                    "Stack with id demo-dev-ecs does not exist",
+                ))
+            })
+            .output(|| {
+                listed([
+                    ResourceStatus::CreateComplete,
+                    ResourceStatus::CreateInProgress,
+                    ResourceStatus::CreateComplete,
+                ])
+            })
+            .repeatedly()
+            .build();
+        let cfn = mock_sdk!(aws_sdk_cloudformation, [&appearing]);
+        let described = mock!(aws_sdk_ecs::Client::describe_services).then_output(|| {
+            DescribeServicesOutput::builder()
+                .services(service(0, 1, vec![]))
+                .build()
+        });
+        let ecs = mock_sdk!(aws_sdk_ecs, [&described]);
+
+        let witness = Witness::default();
+        let ui = Ui::new();
+        let watching = watch(
+            &cfn,
+            &ecs,
+            &ui,
+            "demo-dev-ecs",
+            0,
+            Duration::from_millis(10),
+            &witness,
+        );
+        assert!(tokio::time::timeout(Duration::from_millis(200), watching)
+            .await
+            .is_err());
+        assert_eq!(
+            witness.service().and_then(|s| s.log_group),
+            Some("/ecs/demo-dev/1234".into())
+        );
+        // Found once, then followed by name.
+        assert_eq!(appearing.num_calls(), 2);
+        assert!(described.num_calls() > 1);
     }
 
     #[test]
