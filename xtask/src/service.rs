@@ -534,6 +534,29 @@ mod tests {
         assert_eq!(locate(&cfn, "demo-dev-ecs").await.unwrap(), None);
     }
 
+    /// Watch the stack `demo-dev-ecs` for 200 ms, polling every 10 ms; what it saw.
+    async fn watch_a_while(
+        cfn: &aws_sdk_cloudformation::Client,
+        ecs: &aws_sdk_ecs::Client,
+    ) -> Witness {
+        let witness = Witness::default();
+        let ui = Ui::new();
+        let watching = watch(
+            cfn,
+            ecs,
+            &ui,
+            "demo-dev-ecs",
+            0,
+            Duration::from_millis(10),
+            &witness,
+        );
+        // Watches until dropped, like beside a deploy.
+        assert!(tokio::time::timeout(Duration::from_millis(200), watching)
+            .await
+            .is_err());
+        witness
+    }
+
     #[tokio::test]
     async fn the_watch_records_why_tasks_stopped_while_the_cluster_still_exists() {
         use aws_sdk_ecs::operation::{
@@ -570,21 +593,7 @@ mod tests {
         });
         let ecs = mock_sdk!(aws_sdk_ecs, [&described, &listed, &tasks]);
 
-        let witness = Witness::default();
-        let ui = Ui::new();
-        let watching = watch(
-            &cfn,
-            &ecs,
-            &ui,
-            "demo-dev-ecs",
-            0,
-            Duration::from_millis(10),
-            &witness,
-        );
-        // Watches until dropped, like beside a deploy.
-        assert!(tokio::time::timeout(Duration::from_millis(200), watching)
-            .await
-            .is_err());
+        let witness = watch_a_while(&cfn, &ecs).await;
         assert_eq!(witness.service().map(|s| s.name), Some("demo-dev".into()));
         assert_eq!(witness.reasons(), [pull_failed]);
         // Asked once: the failed-task count did not change after the first look.
@@ -626,20 +635,7 @@ mod tests {
         });
         let ecs = mock_sdk!(aws_sdk_ecs, [&described]);
 
-        let witness = Witness::default();
-        let ui = Ui::new();
-        let watching = watch(
-            &cfn,
-            &ecs,
-            &ui,
-            "demo-dev-ecs",
-            0,
-            Duration::from_millis(10),
-            &witness,
-        );
-        assert!(tokio::time::timeout(Duration::from_millis(200), watching)
-            .await
-            .is_err());
+        let witness = watch_a_while(&cfn, &ecs).await;
         assert_eq!(
             witness.service().and_then(|s| s.log_group),
             Some("/ecs/demo-dev/1234".into())
