@@ -1,4 +1,5 @@
-//! End to end, day 2: a failed first create (1 for `diff`) followed by a successful deploy,
+//! End to end, day 2: a quota refused before deploying, a failed first create (1 for `diff`)
+//! followed by a successful deploy,
 //! `diff` (0, then 1 after a parameter change), Ctrl-C during a rollout and at a question, a
 //! deploy that leaves auto scaling's task count alone, `logs` (the replaced task's start and
 //! graceful drain), `status --json`, CloudFront switched off (the load balancer answers `/`),
@@ -42,10 +43,33 @@ fn diff_status_destroy_and_recovery_from_a_failed_create() {
     let (out, _) = run(&["destroy", "--yes", "--delete-images", "--delete-logs"]);
     assert!(out.status.success(), "cleanup before the test failed");
 
-    // A first create that fails: an account whose "rules per security group" quota is 50 (as
-    // when "security groups per network interface" was raised to 20), below the 55 rules that
-    // CloudFront's prefix list weighs in the load balancer's security group...
-    let quota = LoweredQuota::set("vpc", "L-0EA8095F", 50);
+    // An account whose "rules per security group" quota is 50 (as when "security groups per
+    // network interface" was raised to 20), below the 55 rules CloudFront's prefix list weighs
+    // in the load balancer's security group: refused before anything is deployed.
+    let rules = LoweredQuota::set("vpc", "L-0EA8095F", 50);
+    let (out, text) = run(&["deploy"]);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let error = text
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no one-line error: {text}"));
+    assert!(
+        error
+            .contains("\"Inbound or outbound rules per security group\" is 50, below the 55 rules")
+            && error.contains("nothing was deployed"),
+        "the error does not name the quota: {error}"
+    );
+    for stack in tests::STACKS {
+        assert!(
+            rt.block_on(stack_gone(&aws, &format!("{prefix}-{stack}"))),
+            "the refused deploy made stack {prefix}-{stack}"
+        );
+    }
+    drop(rules);
+
+    // A first create that fails: an account that may attach no managed policy to a role, so the
+    // execution role cannot be created...
+    let policies = LoweredQuota::set("iam", "L-0DA4ABF3", 0);
     let (out, text) = run(&["deploy"]);
     assert!(
         !out.status.success(),
@@ -56,8 +80,7 @@ fn diff_status_destroy_and_recovery_from_a_failed_create() {
         .find(|l| l.starts_with("error: "))
         .unwrap_or_else(|| panic!("no one-line error: {text}"));
     assert!(
-        error.contains("LoadBalancerSecurityGroup")
-            && error.contains("raise the quota \"Inbound or outbound rules per security group\""),
+        error.contains("ExecutionRole") && error.contains("an account quota is reached"),
         "the error does not name the resource and the quota: {error}"
     );
     assert_eq!(
@@ -74,7 +97,7 @@ fn diff_status_destroy_and_recovery_from_a_failed_create() {
         "{text}"
     );
     // ...then, with the quota raised, the next deploy replaces the failed stack.
-    drop(quota);
+    drop(policies);
     let (out, text) = run(&["deploy"]);
     assert!(
         out.status.success(),

@@ -62,10 +62,11 @@ fn sources() -> Vec<(String, String)> {
 }
 
 /// Every AWS action the code calls: SDK operations started on a client (`cfn.describe_stacks()`
-/// followed by its builder), and the actions of the hand-made EC2 Query calls (`ec2.call("X", ..)`).
+/// followed by its builder), and the actions of the hand-signed EC2 and Service Quotas calls
+/// (`ec2.call("X", ..)`, `quotas.call("X", ..)`).
 fn called() -> BTreeSet<String> {
     let sdk = regex_lite::Regex::new(r"\b(cfn|ecr|ecs|logs)\s*\.\s*([a-z_]+)\(\)\s*\.").unwrap();
-    let query = regex_lite::Regex::new(r#"\bec2\s*\.\s*call\(\s*"([A-Za-z]+)""#).unwrap();
+    let query = regex_lite::Regex::new(r#"\b(ec2|quotas)\s*\.\s*call\(\s*"([A-Za-z]+)""#).unwrap();
     let mut actions = BTreeSet::new();
     for (_, code) in sources() {
         for c in sdk.captures_iter(&code) {
@@ -73,7 +74,12 @@ fn called() -> BTreeSet<String> {
             actions.insert(format!("{prefix}:{}", pascal(&c[2])));
         }
         for c in query.captures_iter(&code) {
-            actions.insert(format!("ec2:{}", &c[1]));
+            let prefix = if &c[1] == "quotas" {
+                "servicequotas"
+            } else {
+                "ec2"
+            };
+            actions.insert(format!("{prefix}:{}", &c[2]));
         }
     }
     actions
@@ -108,6 +114,7 @@ fn the_code_calls_aws_actions_it_can_see() {
         "ecs:DescribeServices",
         "logs:FilterLogEvents",
         "ec2:DescribeManagedPrefixLists",
+        "servicequotas:GetServiceQuota",
     ] {
         assert!(found.contains(action), "{action} not found in {found:?}");
     }

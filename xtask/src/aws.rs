@@ -16,6 +16,8 @@ pub struct Clients {
     pub ecs: aws_sdk_ecs::Client,
     /// EC2's Query API, for the one action we need (see `query.rs`).
     pub ec2: query::QueryClient,
+    /// Service Quotas' JSON API, for the one quota we check before deploying.
+    pub quotas: query::QueryClient,
     pub logs: aws_sdk_cloudwatchlogs::Client,
 }
 
@@ -25,7 +27,8 @@ impl Clients {
             cfn: aws_sdk_cloudformation::Client::new(config),
             ecr: aws_sdk_ecr::Client::new(config),
             ecs: aws_sdk_ecs::Client::new(config),
-            ec2: query::QueryClient::new(config, "ec2", "2016-11-15"),
+            ec2: query::QueryClient::new(config, query::EC2),
+            quotas: query::QueryClient::new(config, query::SERVICE_QUOTAS),
             logs: aws_sdk_cloudwatchlogs::Client::new(config),
         }
     }

@@ -2,9 +2,23 @@
 //! which CloudFormation cannot look up by name, so the ALB security group can admit only CloudFront.
 
 use crate::aws::query::{xml_values, QueryClient};
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 
 pub const ORIGIN_FACING_PREFIX_LIST: &str = "com.amazonaws.global.cloudfront.origin-facing";
+
+/// Service Quotas' code of "Inbound or outbound rules per security group" (service `vpc`).
+pub const RULES_PER_GROUP_QUOTA: &str = "L-0EA8095F";
+
+/// CloudFront's origin-facing prefix list in this region.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrefixList {
+    pub id: String,
+    /// The rules it counts as in a security group: its maximum number of entries.
+    pub weight: u32,
+}
+
+/// The list's weight when EC2 does not say (its maximum entries in every region today).
+const WEIGHT_UNSAID: u32 = 55;
 
 /// Whether the ecs stack's parameters turn CloudFront on (it is on unless `CloudFrontEnabled: false`).
 pub fn enabled(ecs_parameters: &std::collections::BTreeMap<String, String>) -> bool {
@@ -13,8 +27,8 @@ pub fn enabled(ecs_parameters: &std::collections::BTreeMap<String, String>) -> b
         .is_none_or(|v| v != "false")
 }
 
-/// The region's id of `com.amazonaws.global.cloudfront.origin-facing` (`pl-...`).
-pub async fn origin_facing_prefix_list(ec2: &QueryClient) -> Result<String> {
+/// The region's `com.amazonaws.global.cloudfront.origin-facing` (`pl-...`).
+pub async fn origin_facing_prefix_list(ec2: &QueryClient) -> Result<PrefixList> {
     let answer = ec2
         .call(
             "DescribeManagedPrefixLists",
@@ -25,11 +39,11 @@ pub async fn origin_facing_prefix_list(ec2: &QueryClient) -> Result<String> {
         )
         .await
         .context("cannot look up CloudFront's origin-facing prefix list (ec2:DescribeManagedPrefixLists)")?;
-    prefix_list_id(&answer)
+    prefix_list(&answer)
 }
 
-fn prefix_list_id(answer: &str) -> Result<String> {
-    xml_values(answer, "prefixListId")
+fn prefix_list(answer: &str) -> Result<PrefixList> {
+    let id = xml_values(answer, "prefixListId")
         .into_iter()
         .next()
         .with_context(|| {
@@ -37,7 +51,44 @@ fn prefix_list_id(answer: &str) -> Result<String> {
                 "this region has no {ORIGIN_FACING_PREFIX_LIST} prefix list: set `CloudFrontEnabled: false` \
                  under stacks.ecs in the environment file, or deploy to another region"
             )
-        })
+        })?;
+    let weight = xml_values(answer, "maxEntries")
+        .first()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(WEIGHT_UNSAID);
+    Ok(PrefixList { id, weight })
+}
+
+/// The account's "Inbound or outbound rules per security group" quota; `None` when it cannot be
+/// read (no `servicequotas:GetServiceQuota` permission, say): the check it feeds is a courtesy,
+/// and the stack itself would fail with the same advice.
+pub async fn rules_per_group(quotas: &QueryClient) -> Option<u32> {
+    let answer = quotas
+        .call(
+            "GetServiceQuota",
+            &[("ServiceCode", "vpc"), ("QuotaCode", RULES_PER_GROUP_QUOTA)],
+        )
+        .await
+        .ok()?;
+    let answer: serde_json::Value = serde_json::from_str(&answer).ok()?;
+    answer["Quota"]["Value"].as_f64().map(|v| v as u32)
+}
+
+/// With CloudFront on, the load balancer's security group holds the prefix list as its one
+/// ingress rule, which counts as `weight` rules: refuse, before anything is deployed, an account
+/// whose quota is lower (its first deploy would fail minutes in and roll back).
+pub fn check_rules_quota(list: &PrefixList, quota: Option<u32>, env_file: &str) -> Result<()> {
+    match quota {
+        Some(quota) if quota < list.weight => bail!(
+            "this account's quota \"Inbound or outbound rules per security group\" is {quota}, below the \
+             {} rules CloudFront's origin-facing prefix list counts as in the load balancer's security \
+             group: raise it to {} or more (Service Quotas, vpc {RULES_PER_GROUP_QUOTA}), or set \
+             CloudFrontEnabled: \"false\" under stacks.ecs in {env_file}; nothing was deployed",
+            list.weight,
+            list.weight
+        ),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -55,19 +106,44 @@ mod tests {
     }
 
     #[test]
-    fn the_id_is_read_from_the_answer() {
+    fn the_id_and_weight_are_read_from_the_answer() {
         // As EC2 answers (trimmed).
         let answer = r#"<DescribeManagedPrefixListsResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">
             <requestId>1</requestId><prefixListSet><item><prefixListId>pl-3b927c52</prefixListId>
+            <maxEntries>55</maxEntries>
             <prefixListName>com.amazonaws.global.cloudfront.origin-facing</prefixListName></item></prefixListSet>
             </DescribeManagedPrefixListsResponse>"#;
-        assert_eq!(prefix_list_id(answer).unwrap(), "pl-3b927c52");
+        let list = prefix_list(answer).unwrap();
+        assert_eq!((list.id.as_str(), list.weight), ("pl-3b927c52", 55));
+        let unsaid = answer.replace("<maxEntries>55</maxEntries>", "");
+        assert_eq!(prefix_list(&unsaid).unwrap().weight, WEIGHT_UNSAID);
     }
 
     #[test]
     fn a_region_without_the_list_says_how_to_switch_cloudfront_off() {
         let empty = "<DescribeManagedPrefixListsResponse><prefixListSet/></DescribeManagedPrefixListsResponse>";
-        let err = prefix_list_id(empty).unwrap_err().to_string();
+        let err = prefix_list(empty).unwrap_err().to_string();
         assert!(err.contains("CloudFrontEnabled: false"), "{err}");
+    }
+
+    #[test]
+    fn a_quota_below_the_lists_weight_is_refused_before_deploying() {
+        let list = PrefixList {
+            id: "pl-1".into(),
+            weight: 55,
+        };
+        let err = check_rules_quota(&list, Some(50), "infra/env/dev.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("is 50, below the 55 rules")
+                && err.contains("vpc L-0EA8095F")
+                && err.contains("in infra/env/dev.yaml; nothing was deployed"),
+            "{err}"
+        );
+        // Enough, or unknown (the stack failure would say the same): go on.
+        assert!(check_rules_quota(&list, Some(60), "x").is_ok());
+        assert!(check_rules_quota(&list, Some(55), "x").is_ok());
+        assert!(check_rules_quota(&list, None, "x").is_ok());
     }
 }

@@ -50,6 +50,7 @@ pub async fn run(root: &Path, cmd: flags::Deploy) -> Result<()> {
         wait_if_busy: !cmd.no_wait,
         approve: &approve,
     };
+    s.check_cloudfront_quota().await?;
     adopt_kept_repository(&s, &settings).await?;
     let t = Instant::now();
     let (vpc, ecr) = tokio::try_join!(

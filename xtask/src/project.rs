@@ -79,12 +79,17 @@ impl Environment {
         Ok(env)
     }
 
+    /// `infra/env/<env>.yaml`, as messages name it.
+    pub fn file_name(&self) -> String {
+        format!("infra/env/{}.yaml", self.name)
+    }
+
     /// The file's values, and the project and environment names, against the parameters the
     /// templates declare and the rules they decide (each template read and parsed once): an
     /// unknown name or a value CloudFormation would refuse stops the command here, before any
     /// build or AWS call.
     pub fn check_against_templates(&self) -> Result<()> {
-        let file = format!("infra/env/{}.yaml", self.name);
+        let file = self.file_name();
         // The load balancer is named <project>-<env>; AWS keeps names starting `internal-` for itself.
         if self.project == "internal" || self.project.starts_with("internal-") {
             bail!(

@@ -20,6 +20,8 @@ pub struct Session {
     pub local: bool,
     /// Delay between status checks: short locally, a few seconds on AWS (never the SDK waiters' 30 s).
     pub poll: Duration,
+    /// CloudFront's prefix list, looked up once per command.
+    prefix_list: tokio::sync::OnceCell<cloudfront::PrefixList>,
 }
 
 impl Session {
@@ -48,7 +50,31 @@ impl Session {
                 target.local,
                 std::env::var("XTASK_POLL_SECONDS").ok().as_deref(),
             )?,
+            prefix_list: Default::default(),
         })
+    }
+
+    /// Whether the environment puts CloudFront in front of the load balancer.
+    pub fn cloudfront(&self) -> bool {
+        cloudfront::enabled(&self.env.parameters(StackKind::Ecs, &[]))
+    }
+
+    /// CloudFront's origin-facing prefix list in this region.
+    pub async fn prefix_list(&self) -> Result<&cloudfront::PrefixList> {
+        self.prefix_list
+            .get_or_try_init(|| cloudfront::origin_facing_prefix_list(&self.clients.ec2))
+            .await
+    }
+
+    /// Before anything is deployed: with CloudFront on, the account's rules-per-security-group
+    /// quota must hold the rules its prefix list counts as.
+    pub async fn check_cloudfront_quota(&self) -> Result<()> {
+        if !self.cloudfront() {
+            return Ok(());
+        }
+        let list = self.prefix_list().await?;
+        let quota = cloudfront::rules_per_group(&self.clients.quotas).await;
+        cloudfront::check_rules_quota(list, quota, &self.env.file_name())
     }
 
     /// The stack of `kind`, with its template and parameters (plus `extra` computed values),
@@ -91,10 +117,10 @@ impl Session {
             // the load balancer's health check still guards the service.
             extra.push(("ContainerHealthCheck", "false".to_owned()));
         }
-        if cloudfront::enabled(&self.env.parameters(StackKind::Ecs, &[])) {
+        if self.cloudfront() {
             extra.push((
                 "CloudFrontPrefixListId",
-                cloudfront::origin_facing_prefix_list(&self.clients.ec2).await?,
+                self.prefix_list().await?.id.clone(),
             ));
         }
         Ok(extra)
