@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Context, Result};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_cloudformation::config::{Credentials, ProvideCredentials};
+use aws_sdk_cloudformation::config::{Credentials, ProvideCredentials, SharedCredentialsProvider};
 
 use crate::fakecloud;
 
@@ -35,6 +35,7 @@ impl Clients {
 }
 
 /// Load the configuration and check, before any AWS call, that it has a region and credentials.
+/// The credentials that check resolves are kept (see `Resolved`).
 pub async fn load(local: bool) -> Result<SdkConfig> {
     let config = if local {
         aws_config::defaults(BehaviorVersion::latest())
@@ -52,13 +53,63 @@ pub async fn load(local: bool) -> Result<SdkConfig> {
     let provider = config
         .credentials_provider()
         .context("no AWS credentials provider is configured")?;
-    if let Err(e) = provider.provide_credentials().await {
-        bail!(
+    let credentials = match provider.provide_credentials().await {
+        Ok(credentials) => credentials,
+        Err(e) => bail!(
             "no AWS credentials found ({e}): run `aws configure` or `aws sso login`, set AWS_PROFILE \
              or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or use --local"
-        );
+        ),
+    };
+    let resolved = Resolved::new(credentials, provider);
+    Ok(config
+        .into_builder()
+        .credentials_provider(SharedCredentialsProvider::new(resolved))
+        .build())
+}
+
+/// A credentials provider that hands out the credentials already resolved while they stay valid
+/// for five more minutes, and only then asks the real one: with an SSO or assume-role profile,
+/// the check in `load`, the SDK clients and the hand-signed calls (`query.rs`) share one round
+/// trip instead of making one each.
+#[derive(Debug)]
+struct Resolved {
+    held: tokio::sync::Mutex<Credentials>,
+    inner: SharedCredentialsProvider,
+}
+
+impl Resolved {
+    fn new(credentials: Credentials, inner: SharedCredentialsProvider) -> Resolved {
+        Resolved {
+            held: tokio::sync::Mutex::new(credentials),
+            inner,
+        }
     }
-    Ok(config)
+
+    async fn get(&self) -> aws_credential_types::provider::Result {
+        let mut held = self.held.lock().await;
+        if !fresh(&held, std::time::SystemTime::now()) {
+            *held = self.inner.provide_credentials().await?;
+        }
+        Ok(held.clone())
+    }
+}
+
+impl ProvideCredentials for Resolved {
+    fn provide_credentials<'a>(
+        &'a self,
+    ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        aws_credential_types::provider::future::ProvideCredentials::new(self.get())
+    }
+}
+
+/// Whether credentials stay valid for the next five minutes (or never expire).
+fn fresh(credentials: &Credentials, now: std::time::SystemTime) -> bool {
+    credentials
+        .expiry()
+        .is_none_or(|at| at > now + std::time::Duration::from_secs(300))
 }
 
 /// Turn an SDK error into one readable line: the service's code and message when there is one.
@@ -122,6 +173,55 @@ mod tests {
             service_error("ValidationError", "Stack x does not exist").to_string(),
             "ValidationError: Stack x does not exist"
         );
+    }
+
+    /// A provider that counts how often it is asked, answering with credentials expiring at `expiry`.
+    #[derive(Debug, Clone)]
+    struct Counting(
+        std::sync::Arc<std::sync::atomic::AtomicUsize>,
+        Option<std::time::SystemTime>,
+    );
+
+    impl ProvideCredentials for Counting {
+        fn provide_credentials<'a>(
+            &'a self,
+        ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+        where
+            Self: 'a,
+        {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            aws_credential_types::provider::future::ProvideCredentials::ready(Ok(Credentials::new(
+                "AKID", "SECRET", None, self.1, "counting",
+            )))
+        }
+    }
+
+    #[tokio::test]
+    async fn resolved_credentials_are_reused_until_five_minutes_before_they_expire() {
+        use std::sync::atomic::Ordering::SeqCst;
+        use std::time::{Duration, SystemTime};
+        let asked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let in_an_hour = Some(SystemTime::now() + Duration::from_secs(3600));
+        let inner = SharedCredentialsProvider::new(Counting(asked.clone(), in_an_hour));
+        let expiring = |at| Credentials::new("A", "S", None, at, "load");
+
+        let fresh_ones = Resolved::new(expiring(in_an_hour), inner.clone());
+        fresh_ones.provide_credentials().await.unwrap();
+        fresh_ones.provide_credentials().await.unwrap();
+        assert_eq!(
+            asked.load(SeqCst),
+            0,
+            "fresh credentials were resolved again"
+        );
+
+        let soon = Some(SystemTime::now() + Duration::from_secs(240));
+        let stale_ones = Resolved::new(expiring(soon), inner);
+        let renewed = stale_ones.provide_credentials().await.unwrap();
+        assert_eq!(renewed.expiry(), in_an_hour);
+        stale_ones.provide_credentials().await.unwrap();
+        assert_eq!(asked.load(SeqCst), 1, "renewed once, then reused");
+
+        assert!(fresh(&expiring(None), SystemTime::now()));
     }
 
     #[tokio::test]
