@@ -223,23 +223,12 @@ pub async fn deploy(
 
     spinner.set("creating change set");
     let change_set = ChangeSet::create(cfn, stack, kind.clone(), &[]).await?;
-    let changes = match change_set.wait_ready(poll).await {
-        Ok(Ready::Empty) => {
-            change_set.delete().await;
-            return Ok(Deployed {
-                outcome: Outcome::NoChanges,
-                outputs: current_outputs(cfn, &stack.name).await?,
-            });
-        }
-        Ok(Ready::Changes(changes)) => changes,
-        Ok(Ready::MissingExport(reason)) => {
-            change_set.delete().await;
-            return Err(missing_export(stack, &reason));
-        }
-        Err(e) => {
-            change_set.delete().await;
-            return Err(e);
-        }
+    let Some(changes) = changes_or_delete(&change_set, stack, poll).await? else {
+        change_set.delete().await;
+        return Ok(Deployed {
+            outcome: Outcome::NoChanges,
+            outputs: current_outputs(cfn, &stack.name).await?,
+        });
     };
     let settled = run_change_set(cfn, stack, &change_set, &changes, settings, spinner).await?;
     Ok(Deployed {
@@ -269,20 +258,28 @@ pub async fn import(
     };
     spinner.set("creating import change set");
     let change_set = ChangeSet::create(cfn, &shell, ChangeSetType::Import, resources).await?;
-    let changes = match change_set.wait_ready(settings.poll).await {
-        Ok(Ready::Changes(changes)) => changes,
-        Ok(Ready::Empty) => vec![],
-        Ok(Ready::MissingExport(reason)) => {
-            change_set.delete().await;
-            return Err(missing_export(stack, &reason));
-        }
-        Err(e) => {
-            change_set.delete().await;
-            return Err(e);
-        }
-    };
+    let changes = changes_or_delete(&change_set, stack, settings.poll)
+        .await?
+        .unwrap_or_default();
     run_change_set(cfn, &shell, &change_set, &changes, settings, spinner).await?;
     Ok(())
+}
+
+/// Wait until CloudFormation has computed `change_set` for `stack`: its changes, `None` when it
+/// has none. One that failed, or imports an export nothing has, is deleted and its error returned.
+async fn changes_or_delete(
+    change_set: &ChangeSet,
+    stack: &Stack,
+    poll: Duration,
+) -> Result<Option<Vec<Change>>> {
+    let error = match change_set.wait_ready(poll).await {
+        Ok(Ready::Changes(changes)) => return Ok(Some(changes)),
+        Ok(Ready::Empty) => return Ok(None),
+        Ok(Ready::MissingExport(reason)) => missing_export(stack, &reason),
+        Err(e) => e,
+    };
+    change_set.delete().await;
+    Err(error)
 }
 
 /// `template` with only the `resources` to import and without outputs.
