@@ -413,10 +413,11 @@ async fn same_as_deployed(
     let deployed_params: BTreeMap<String, String> = deployed
         .parameters()
         .iter()
+        // An empty value may come back as no value at all.
         .filter_map(|p| {
             Some((
                 p.parameter_key()?.to_owned(),
-                p.parameter_value()?.to_owned(),
+                p.parameter_value().unwrap_or_default().to_owned(),
             ))
         })
         // Pseudo parameters are not parameters (fakecloud lists them; AWS does not).

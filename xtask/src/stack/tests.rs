@@ -667,6 +667,12 @@ mod with_mocked_cloudformation {
                         .parameter_value("demo")
                         .build(),
                 )
+                // An empty value may come back without a value at all.
+                .parameters(
+                    aws_sdk_cloudformation::types::Parameter::builder()
+                        .parameter_key("DesiredCount")
+                        .build(),
+                )
                 .tags(
                     aws_sdk_cloudformation::types::Tag::builder()
                         .key("project")
@@ -678,7 +684,7 @@ mod with_mocked_cloudformation {
                 .build()
         };
         let with_params = Stack {
-            template: "Parameters:\n  ProjectName: { Type: String }\nResources: {}\n".into(),
+            template: "Parameters:\n  ProjectName: { Type: String }\n  DesiredCount: { Type: String, Default: \"\" }\nResources: {}\n".into(),
             ..stack()
         };
         let body = with_params.template.clone();
