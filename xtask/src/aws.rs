@@ -6,7 +6,7 @@ use aws_sdk_cloudformation::config::{Credentials, ProvideCredentials, SharedCred
 
 use crate::fakecloud;
 
-pub mod query;
+pub mod signed;
 
 /// The clients a command needs, built from one `SdkConfig`.
 #[derive(Clone)]
@@ -14,10 +14,10 @@ pub struct Clients {
     pub cfn: aws_sdk_cloudformation::Client,
     pub ecr: aws_sdk_ecr::Client,
     pub ecs: aws_sdk_ecs::Client,
-    /// EC2's Query API, for the one action we need (see `query.rs`).
-    pub ec2: query::QueryClient,
+    /// EC2's Query API, for the one action we need (see `signed.rs`).
+    pub ec2: signed::SignedClient,
     /// Service Quotas' JSON API, for the one quota we check before deploying.
-    pub quotas: query::QueryClient,
+    pub quotas: signed::SignedClient,
     pub logs: aws_sdk_cloudwatchlogs::Client,
 }
 
@@ -27,8 +27,8 @@ impl Clients {
             cfn: aws_sdk_cloudformation::Client::new(config),
             ecr: aws_sdk_ecr::Client::new(config),
             ecs: aws_sdk_ecs::Client::new(config),
-            ec2: query::QueryClient::new(config, query::EC2),
-            quotas: query::QueryClient::new(config, query::SERVICE_QUOTAS),
+            ec2: signed::SignedClient::new(config, signed::EC2),
+            quotas: signed::SignedClient::new(config, signed::SERVICE_QUOTAS),
             logs: aws_sdk_cloudwatchlogs::Client::new(config),
         }
     }
@@ -69,7 +69,7 @@ pub async fn load(local: bool) -> Result<SdkConfig> {
 
 /// A credentials provider that hands out the credentials already resolved while they stay valid
 /// for five more minutes, and only then asks the real one: with an SSO or assume-role profile,
-/// the check in `load`, the SDK clients and the hand-signed calls (`query.rs`) share one round
+/// the check in `load`, the SDK clients and the hand-signed calls (`signed.rs`) share one round
 /// trip instead of making one each.
 #[derive(Debug)]
 struct Resolved {

@@ -1,7 +1,7 @@
 //! CloudFront in front of the load balancer: the id of the AWS-managed origin-facing prefix list,
 //! which CloudFormation cannot look up by name, so the ALB security group can admit only CloudFront.
 
-use crate::aws::query::{xml_values, QueryClient};
+use crate::aws::signed::{xml_values, SignedClient};
 use anyhow::{bail, Context, Result};
 
 pub const ORIGIN_FACING_PREFIX_LIST: &str = "com.amazonaws.global.cloudfront.origin-facing";
@@ -28,7 +28,7 @@ pub fn enabled(ecs_parameters: &std::collections::BTreeMap<String, String>) -> b
 }
 
 /// The region's `com.amazonaws.global.cloudfront.origin-facing` (`pl-...`).
-pub async fn origin_facing_prefix_list(ec2: &QueryClient) -> Result<PrefixList> {
+pub async fn origin_facing_prefix_list(ec2: &SignedClient) -> Result<PrefixList> {
     let answer = ec2
         .call(
             "DescribeManagedPrefixLists",
@@ -62,7 +62,7 @@ fn prefix_list(answer: &str) -> Result<PrefixList> {
 /// The account's "Inbound or outbound rules per security group" quota; `None` when it cannot be
 /// read (no `servicequotas:GetServiceQuota` permission, say): the check it feeds is a courtesy,
 /// and the stack itself would fail with the same advice.
-pub async fn rules_per_group(quotas: &QueryClient) -> Option<u32> {
+pub async fn rules_per_group(quotas: &SignedClient) -> Option<u32> {
     let answer = quotas
         .call(
             "GetServiceQuota",

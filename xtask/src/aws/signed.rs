@@ -55,14 +55,14 @@ pub const SERVICE_QUOTAS: Api = Api {
 };
 
 #[derive(Clone, Debug)]
-pub struct QueryClient {
+pub struct SignedClient {
     config: SdkConfig,
     api: Api,
 }
 
-impl QueryClient {
-    pub fn new(config: &SdkConfig, api: Api) -> QueryClient {
-        QueryClient {
+impl SignedClient {
+    pub fn new(config: &SdkConfig, api: Api) -> SignedClient {
+        SignedClient {
             config: config.clone(),
             api,
         }
@@ -445,7 +445,7 @@ mod tests {
         (url, handle)
     }
 
-    fn client(endpoint: &str) -> QueryClient {
+    fn client(endpoint: &str) -> SignedClient {
         client_of(
             endpoint,
             Api {
@@ -456,7 +456,7 @@ mod tests {
         )
     }
 
-    fn client_of(endpoint: &str, api: Api) -> QueryClient {
+    fn client_of(endpoint: &str, api: Api) -> SignedClient {
         let config = SdkConfig::builder()
             .region(aws_config::Region::new("us-east-1"))
             .endpoint_url(endpoint)
@@ -467,7 +467,7 @@ mod tests {
             )
             .behavior_version(aws_config::BehaviorVersion::latest())
             .build();
-        QueryClient::new(&config, api)
+        SignedClient::new(&config, api)
     }
 
     #[tokio::test]
