@@ -534,7 +534,7 @@ mod tests {
         assert_eq!(locate(&cfn, "demo-dev-ecs").await.unwrap(), None);
     }
 
-    /// Watch the stack `demo-dev-ecs` for 200 ms, polling every 10 ms; what it saw.
+    /// Watch the stack `demo-dev-ecs` for half a second, polling every 10 ms; what it saw.
     async fn watch_a_while(
         cfn: &aws_sdk_cloudformation::Client,
         ecs: &aws_sdk_ecs::Client,
@@ -551,7 +551,7 @@ mod tests {
             &witness,
         );
         // Watches until dropped, like beside a deploy.
-        assert!(tokio::time::timeout(Duration::from_millis(200), watching)
+        assert!(tokio::time::timeout(Duration::from_millis(500), watching)
             .await
             .is_err());
         witness
