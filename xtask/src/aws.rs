@@ -133,11 +133,17 @@ where
     }
 }
 
-/// A service's error code and message, with the fix when the code says what it is.
+/// A service's error code and message (when it gave one), with the fix when the code says what
+/// it is.
 pub fn service_error(code: &str, message: &str) -> anyhow::Error {
+    let said = if message.is_empty() {
+        code.to_owned()
+    } else {
+        format!("{code}: {message}")
+    };
     match crate::fixes::for_error_code(code) {
-        Some(fix) => anyhow::anyhow!("{code}: {message}: {fix}"),
-        None => anyhow::anyhow!("{code}: {message}"),
+        Some(fix) => anyhow::anyhow!("{said}: {fix}"),
+        None => anyhow::anyhow!("{said}"),
     }
 }
 
@@ -173,6 +179,7 @@ mod tests {
             service_error("ValidationError", "Stack x does not exist").to_string(),
             "ValidationError: Stack x does not exist"
         );
+        assert_eq!(service_error("Throttling", "").to_string(), "Throttling");
     }
 
     /// A provider that counts how often it is asked, answering with credentials expiring at `expiry`.
