@@ -120,7 +120,7 @@ fn endpoint_security_groups(t: &Template) -> BTreeSet<String> {
 pub fn endpoint_sg_admits_only_tasks_on_443(t: &Template) -> Violations {
     let mut out = Vec::new();
     for sg in endpoint_security_groups(t) {
-        let Some((_, r)) = t.resources().find(|(id, _)| *id == sg) else {
+        let Some(r) = t.resource(&sg) else {
             continue;
         };
         let rules = list(prop(r, &["SecurityGroupIngress"]));
@@ -212,7 +212,7 @@ pub fn no_open_ingress_except_load_balancer(t: &Template) -> Violations {
 pub fn load_balancer_admits_only_cloudfront(t: &Template) -> Violations {
     let mut out = Vec::new();
     for sg in load_balancer_security_groups(t) {
-        let Some((_, r)) = t.resources().find(|(id, _)| *id == sg) else {
+        let Some(r) = t.resource(&sg) else {
             continue;
         };
         let rules = ingress_rules(r);
@@ -315,11 +315,7 @@ fn depends_on(resource: &Value) -> Vec<&str> {
 /// CloudFormation silently skips a resource whose `DependsOn` names a resource its condition
 /// leaves out: a service that depends on a CloudFront-only rule would vanish with CloudFront off.
 pub fn no_dependency_on_a_conditional_resource(t: &Template) -> Violations {
-    let condition = |id: &str| {
-        t.resources()
-            .find(|(rid, _)| *rid == id)
-            .and_then(|(_, r)| str_of(r.get("Condition")))
-    };
+    let condition = |id: &str| str_of(t.resource(id)?.get("Condition"));
     let mut out = Vec::new();
     for (id, r) in t.resources() {
         let own = str_of(r.get("Condition"));
@@ -362,7 +358,7 @@ pub fn services_wait_for_endpoints(t: &Template) -> Violations {
 /// Whether resource `id` is a listener or listener rule without a `Condition` with an action that
 /// forwards to `target_group` in every branch.
 fn always_forwards(t: &Template, id: &str, target_group: &str) -> bool {
-    let Some((_, r)) = t.resources().find(|(rid, _)| *rid == id) else {
+    let Some(r) = t.resource(id) else {
         return false;
     };
     let actions = match str_of(r.get("Type")) {
@@ -384,7 +380,6 @@ fn always_forwards(t: &Template, id: &str, target_group: &str) -> bool {
 /// send HTTPS to the VPC endpoints. Listing any egress rule drops the default allow-all, so a
 /// tightened group that forgets one starves the service without any error at deploy time.
 pub fn security_groups_let_the_service_work(t: &Template) -> Violations {
-    let group = |id: &str| t.resources().find(|(rid, _)| *rid == id).map(|(_, r)| r);
     // `None` when the group lists no egress rules (all traffic may leave).
     let egress = |sg: &Value| -> Option<Vec<Value>> {
         prop(sg, &["SecurityGroupEgress"]).map(|rules| {
@@ -411,12 +406,14 @@ pub fn security_groups_let_the_service_work(t: &Template) -> Violations {
             ],
         ));
         for task_sg in task_groups.into_iter().filter_map(target_of) {
-            let Some(task) = group(task_sg) else { continue };
+            let Some(task) = t.resource(task_sg) else {
+                continue;
+            };
             for (_, rule) in ingress_rules(task) {
                 let Some(lb) = rule.get("SourceSecurityGroupId").and_then(target_of) else {
                     continue;
                 };
-                let (Some(port), Some(lb_group)) = (rule.get("FromPort"), group(lb)) else {
+                let (Some(port), Some(lb_group)) = (rule.get("FromPort"), t.resource(lb)) else {
                     continue;
                 };
                 let reaches = egress(lb_group).is_none_or(|rules| {

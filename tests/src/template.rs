@@ -34,6 +34,11 @@ impl Template {
         entries(self.root.get("Resources"))
     }
 
+    /// The resource with logical id `id`.
+    pub fn resource(&self, id: &str) -> Option<&Value> {
+        self.root.get("Resources")?.get(id)
+    }
+
     /// Resources of one type.
     pub fn of_type<'a>(&'a self, ty: &'a str) -> impl Iterator<Item = (&'a str, &'a Value)> + 'a {
         self.resources()
