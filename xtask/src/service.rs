@@ -75,18 +75,24 @@ impl StackService {
 
 /// The service an ecs stack is making or has made, found through the stack's resources: its
 /// outputs exist only once the stack settles, and a failed first create never gets any. Deleted
-/// resources (a `ROLLBACK_COMPLETE` stack's) do not count.
+/// resources (a `ROLLBACK_COMPLETE` stack's) do not count; `None` when there is no stack either.
 pub async fn locate(
     cfn: &aws_sdk_cloudformation::Client,
     stack: &str,
 ) -> Result<Option<StackService>> {
-    let out = cfn
+    let out = match cfn
         .describe_stack_resources()
         .stack_name(stack)
         .send()
         .await
-        .map_err(aws_error)
-        .with_context(|| format!("cannot list the resources of stack {stack}"))?;
+    {
+        Ok(out) => out,
+        Err(e) if crate::stack::no_such_stack(&e) => return Ok(None),
+        Err(e) => {
+            return Err(aws_error(e))
+                .with_context(|| format!("cannot list the resources of stack {stack}"))
+        }
+    };
     let physical = |ty: &str| {
         out.stack_resources()
             .iter()
@@ -163,14 +169,10 @@ pub async fn watch(
         let svc = match witness.service() {
             Some(svc) => Some(svc),
             None => {
-                let found = match locate(cfn, stack).await {
-                    Ok(found) => found,
-                    Err(e) if format!("{e:#}").contains("does not exist") => None,
+                let Ok(found) = locate(cfn, stack).await else {
                     // Unknown (throttled, say): neither absent nor found.
-                    Err(_) => {
-                        tokio::time::sleep(poll).await;
-                        continue;
-                    }
+                    tokio::time::sleep(poll).await;
+                    continue;
                 };
                 match &found {
                     None => seen_absent = true,

@@ -139,6 +139,13 @@ pub fn progress(status: &str) -> Progress {
     }
 }
 
+/// Whether a CloudFormation error says the stack asked about does not exist.
+pub fn no_such_stack(error: &impl ProvideErrorMetadata) -> bool {
+    error
+        .message()
+        .is_some_and(|m| m.contains("does not exist"))
+}
+
 /// The stack's status and outputs, or `None` if it does not exist.
 pub async fn describe(
     cfn: &Client,
@@ -146,7 +153,7 @@ pub async fn describe(
 ) -> Result<Option<aws_sdk_cloudformation::types::Stack>> {
     match cfn.describe_stacks().stack_name(name).send().await {
         Ok(out) => Ok(out.stacks().first().cloned()),
-        Err(e) if e.message().is_some_and(|m| m.contains("does not exist")) => Ok(None),
+        Err(e) if no_such_stack(&e) => Ok(None),
         Err(e) => Err(aws_error(e)).with_context(|| format!("cannot describe stack {name}")),
     }
 }
