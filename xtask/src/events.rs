@@ -89,7 +89,7 @@ pub fn format_event(label: &str, event: &StackEvent) -> String {
 
 /// What a stack operation is waiting on, from its events so far (oldest first): a resource still
 /// in progress (a slow kind first, with what to expect of it), and how many more are.
-pub fn waiting_on(events: &[StackEvent]) -> Option<String> {
+fn waiting_on(events: &[StackEvent]) -> Option<String> {
     // (logical id, type) of the resources in progress, in the order they started.
     let mut busy: Vec<(&str, &str)> = Vec::new();
     for e in events {
@@ -124,6 +124,14 @@ pub fn waiting_on(events: &[StackEvent]) -> Option<String> {
         Some(expect) => format!("waiting on {id}{more} ({expect})"),
         None => format!("waiting on {id}{more}"),
     })
+}
+
+/// `state` (what the progress line said so far), followed by what the stack waits on, if known.
+pub fn with_wait(state: String, events: &[StackEvent]) -> String {
+    match waiting_on(events) {
+        Some(waiting) => format!("{state}: {waiting}"),
+        None => state,
+    }
 }
 
 /// What to expect of a resource type that keeps a stack waiting for minutes on AWS.
@@ -211,8 +219,16 @@ pub(crate) mod tests {
         events.push(of_type("5", "Distribution", CF, "CREATE_COMPLETE"));
         events.push(event("6", "Subnet", "CREATE_COMPLETE", None));
         assert_eq!(waiting_on(&events).as_deref(), Some("waiting on Other"));
+        assert_eq!(
+            with_wait("UPDATE_IN_PROGRESS".into(), &events),
+            "UPDATE_IN_PROGRESS: waiting on Other"
+        );
         events.push(event("7", "Other", "CREATE_FAILED", None));
         assert_eq!(waiting_on(&events), None);
+        assert_eq!(
+            with_wait("UPDATE_IN_PROGRESS".into(), &events),
+            "UPDATE_IN_PROGRESS"
+        );
     }
 
     #[test]

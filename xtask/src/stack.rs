@@ -375,10 +375,7 @@ async fn run_change_set(
             .unwrap_or("UNKNOWN");
         match progress(status) {
             Progress::Running => {
-                spinner.set(match events::waiting_on(&seen) {
-                    Some(waiting) => format!("{status}: {waiting}"),
-                    None => status.to_owned(),
-                });
+                spinner.set(events::with_wait(status.to_owned(), &seen));
                 underway.update(format!("stack {} is {status}", stack.name));
             }
             Progress::Succeeded => return Ok(current),
@@ -523,10 +520,7 @@ async fn delete_and_wait(
                 );
             }
             Some(s) => {
-                spinner.set(match events::waiting_on(&seen) {
-                    Some(waiting) => format!("deleting ({s}): {waiting}"),
-                    None => format!("deleting ({s})"),
-                });
+                spinner.set(events::with_wait(format!("deleting ({s})"), &seen));
                 underway.update(format!("stack {name} is {s}"));
             }
         }
