@@ -291,9 +291,9 @@ async fn warn_if_expiring(
             "warning: the service runs {}, but {after} deployed images were pushed after it and the \
              repository's lifecycle policy keeps the last {keep}: it will expire the running image \
              within a day, and tasks started after that cannot pull it. Set ImagesToKeep above \
-             {after} (stacks.ecr in infra/env/{}.yaml) and deploy again",
+             {after} (stacks.ecr in {}) and deploy again",
             pushed.pinned_uri(),
-            s.env.name
+            s.env.file_name()
         )),
         Ok(_) => {}
         Err(e) => s.ui.line(format!(

@@ -201,9 +201,9 @@ impl Environment {
         match crate::parameters::broken_rule(doc, &values) {
             None => Ok(()),
             Some(rule) => bail!(
-                "infra/{}.yaml refuses the parameters of infra/env/{}.yaml: {rule} Change them and run again",
+                "infra/{}.yaml refuses the parameters of {}: {rule} Change them and run again",
                 stack.label,
-                self.name
+                self.file_name()
             ),
         }
     }
