@@ -11,12 +11,6 @@ fn with_env_file(env: &str, file: &str, command: &str) -> (std::process::Output,
     xtask(&[command, "--env", env, "--local"])
 }
 
-fn error_line(text: &str) -> &str {
-    text.lines()
-        .find(|l| l.starts_with("error: "))
-        .unwrap_or_else(|| panic!("no `error:` line in:\n{text}"))
-}
-
 #[test]
 fn docker_host_pointing_nowhere() {
     let (out, text) = xtask_with(

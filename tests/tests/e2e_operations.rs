@@ -49,10 +49,7 @@ fn diff_status_destroy_and_recovery_from_a_failed_create() {
     let rules = LoweredQuota::set("vpc", "L-0EA8095F", 50);
     let (out, text) = run(&["deploy"]);
     assert_eq!(out.status.code(), Some(1), "{text}");
-    let error = text
-        .lines()
-        .find(|l| l.starts_with("error: "))
-        .unwrap_or_else(|| panic!("no one-line error: {text}"));
+    let error = error_line(&text);
     assert!(
         error
             .contains("\"Inbound or outbound rules per security group\" is 50, below the 55 rules")
@@ -75,10 +72,7 @@ fn diff_status_destroy_and_recovery_from_a_failed_create() {
         !out.status.success(),
         "a deploy over quota succeeded: {text}"
     );
-    let error = text
-        .lines()
-        .find(|l| l.starts_with("error: "))
-        .unwrap_or_else(|| panic!("no one-line error: {text}"));
+    let error = error_line(&text);
     assert!(
         error.contains("ExecutionRole") && error.contains("an account quota is reached"),
         "the error does not name the resource and the quota: {error}"

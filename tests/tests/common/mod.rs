@@ -215,6 +215,13 @@ pub fn value_after<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
         .map(str::trim)
 }
 
+/// The one-line error a command ended with (panics when there is none).
+pub fn error_line(text: &str) -> &str {
+    text.lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no `error:` line in:\n{text}"))
+}
+
 pub fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
     http(addr, "GET", path, "")
 }
