@@ -6,8 +6,22 @@ use anyhow::{bail, Context, Result};
 
 pub const ORIGIN_FACING_PREFIX_LIST: &str = "com.amazonaws.global.cloudfront.origin-facing";
 
-/// Service Quotas' code of "Inbound or outbound rules per security group" (service `vpc`).
-pub const RULES_PER_GROUP_QUOTA: &str = "L-0EA8095F";
+/// Service Quotas' code of "Inbound or outbound rules per security group" (service `vpc`), and
+/// the prefix list's weight in it when EC2 does not say (its maximum entries in every region
+/// today): literals, so that `fixes`' static advice can `concat!` them too.
+macro_rules! rules_per_group_quota {
+    () => {
+        "L-0EA8095F"
+    };
+}
+macro_rules! usual_weight {
+    () => {
+        55
+    };
+}
+pub(crate) use {rules_per_group_quota, usual_weight};
+
+pub const RULES_PER_GROUP_QUOTA: &str = rules_per_group_quota!();
 
 /// CloudFront's origin-facing prefix list in this region.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,8 +31,7 @@ pub struct PrefixList {
     pub weight: u32,
 }
 
-/// The list's weight when EC2 does not say (its maximum entries in every region today).
-const WEIGHT_UNSAID: u32 = 55;
+const WEIGHT_UNSAID: u32 = usual_weight!();
 
 /// Whether the ecs stack's parameters turn CloudFront on (it is on unless `CloudFrontEnabled: false`).
 pub fn enabled(ecs_parameters: &std::collections::BTreeMap<String, String>) -> bool {

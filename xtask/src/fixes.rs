@@ -14,9 +14,16 @@ const STACK_FAILURES: &[Known] = &[
     Known {
         says: &["RulesPerSecurityGroupLimitExceeded", "rules per security group"],
         and: &[],
-        fix: "CloudFront's origin-facing prefix list counts as 55 rules: raise the quota \
-              \"Inbound or outbound rules per security group\" (Service Quotas, vpc L-0EA8095F) to 55 \
-              or more, or set CloudFrontEnabled: \"false\" in infra/env",
+        fix: concat!(
+            "CloudFront's origin-facing prefix list counts as ",
+            crate::cloudfront::usual_weight!(),
+            " rules: raise the quota \"Inbound or outbound rules per security group\" (Service \
+             Quotas, vpc ",
+            crate::cloudfront::rules_per_group_quota!(),
+            ") to ",
+            crate::cloudfront::usual_weight!(),
+            " or more, or set CloudFrontEnabled: \"false\" in infra/env"
+        ),
     },
     Known {
         says: &["service linked role", "service-linked role"],
