@@ -35,7 +35,7 @@ pub struct Pushed {
 pub const DEPLOYED_TAG_PREFIX: &str = "deployed-";
 
 /// Whether an image with these tags was tagged by a deploy.
-fn is_deployed(tags: &[String]) -> bool {
+pub fn is_deployed(tags: &[String]) -> bool {
     tags.iter().any(|t| t.starts_with(DEPLOYED_TAG_PREFIX))
 }
 

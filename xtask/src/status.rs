@@ -146,6 +146,16 @@ pub fn render(r: &Value) -> String {
         } else if let Some(tags) = svc["imageTags"].as_array().filter(|t| !t.is_empty()) {
             let tags: Vec<String> = tags.iter().map(text).collect();
             out.push_str(&format!("image tags: {}\n", tags.join(", ")));
+            // A deploy tags the image once the service is stable on it; one stopped before that
+            // (Ctrl-C during the rollout) leaves the running image to the count of recent pushes.
+            let rolling_out = svc["rolloutState"] == "IN_PROGRESS";
+            if !rolling_out && !registry::is_deployed(&tags) {
+                out.push_str(
+                    "warning: the running image is not tagged deployed- (its deploy stopped before \
+                     the service was stable), so the lifecycle policy keeps it only while it is \
+                     among the most recent pushes: run `cargo xtask deploy` to tag it\n",
+                );
+            }
         }
     }
     out.push_str(&format!("url: {}\n", text(&r["url"])));
@@ -204,6 +214,22 @@ mod tests {
             text.contains("image tags: rev-hash, deployed-20261126T004138Z-ab"),
             "{text}"
         );
+        let untagged = report(json!(true), json!(["rev-hash"]));
+        assert!(
+            untagged.contains(
+                "image tags: rev-hash\nwarning: the running image is not tagged deployed-"
+            ) && untagged.contains("run `cargo xtask deploy` to tag it"),
+            "{untagged}"
+        );
+        assert!(!text.contains("warning"), "{text}");
+        let mid_rollout = render(&json!({
+            "environment": "dev", "project": "p", "stacks": [],
+            "service": {"name": "p-dev", "desired": 2, "running": 1, "pending": 1, "deployments": 2,
+                        "rolloutState": "IN_PROGRESS", "image": "r@sha256:ab", "imageInEcr": true,
+                        "imageTags": ["rev-hash"]},
+            "url": null, "localUrl": null
+        }));
+        assert!(!mid_rollout.contains("warning"), "{mid_rollout}");
         let text = report(json!(false), json!([]));
         assert!(
             text.contains("warning: ECR no longer holds this image")
