@@ -145,9 +145,22 @@ fn slow_kind(resource_type: &str) -> Option<&'static str> {
     })
 }
 
-/// The first failed resource and its reason, skipping the cascade of cancellations after it.
+/// The first failed resource and its reason, skipping the cascade of cancellations after it; or,
+/// when no resource failed for a reason of its own, why the stack began to roll back (a change
+/// to an export another stack imports fails the stack itself, not a resource).
 pub fn first_failure(events: &[StackEvent]) -> Option<String> {
-    first_failed(events).map(failure)
+    let rollback_began = || {
+        events.iter().find(|e| {
+            e.resource_type() == Some("AWS::CloudFormation::Stack")
+                && e.resource_status()
+                    .is_some_and(|s| s.as_str().ends_with("ROLLBACK_IN_PROGRESS"))
+                && e.resource_status_reason().is_some()
+        })
+    };
+    first_real_failure(events)
+        .or_else(rollback_began)
+        .or_else(|| first_failed(events))
+        .map(failure)
 }
 
 /// A failed resource and its reason: `Logical (Type): reason`.
@@ -160,21 +173,23 @@ pub fn failure(event: &StackEvent) -> String {
     )
 }
 
-/// The event of the first failed resource, skipping the cancellations after it.
-pub fn first_failed(events: &[StackEvent]) -> Option<&StackEvent> {
-    let failed = |e: &&StackEvent| {
-        e.resource_status()
-            .is_some_and(|s| s.as_str().ends_with("_FAILED"))
-    };
+fn failed(e: &&StackEvent) -> bool {
+    e.resource_status()
+        .is_some_and(|s| s.as_str().ends_with("_FAILED"))
+}
+
+/// The first failed event whose reason is not a cancellation.
+fn first_real_failure(events: &[StackEvent]) -> Option<&StackEvent> {
     let cancelled = |e: &&StackEvent| {
         e.resource_status_reason()
             .is_some_and(|r| r.contains("cancelled") || r.contains("canceled"))
     };
-    events
-        .iter()
-        .filter(failed)
-        .find(|e| !cancelled(e))
-        .or_else(|| events.iter().find(failed))
+    events.iter().filter(failed).find(|e| !cancelled(e))
+}
+
+/// The event of the first failed resource, skipping the cancellations after it.
+pub fn first_failed(events: &[StackEvent]) -> Option<&StackEvent> {
+    first_real_failure(events).or_else(|| events.iter().find(failed))
 }
 
 #[cfg(test)]
@@ -281,6 +296,38 @@ pub(crate) mod tests {
         )];
         assert!(first_failure(&only_cancelled).unwrap().starts_with("Igw"));
         assert_eq!(first_failure(&events[..1]), None);
+    }
+
+    #[test]
+    fn a_stack_that_fails_by_itself_says_why_it_rolls_back() {
+        let in_use = "Export p-dev-VpcId cannot be updated as it is in use by p-dev-ecs";
+        let rollback = |reason: &str| {
+            let mut e = of_type(
+                "9",
+                "p-dev-vpc",
+                "AWS::CloudFormation::Stack",
+                "UPDATE_ROLLBACK_IN_PROGRESS",
+            );
+            e.resource_status_reason = Some(reason.into());
+            e
+        };
+        let events = [
+            event("1", "Vpc", "UPDATE_COMPLETE", None),
+            rollback(in_use),
+            event("10", "Vpc", "UPDATE_COMPLETE", None),
+        ];
+        assert_eq!(
+            first_failure(&events).unwrap(),
+            format!("p-dev-vpc (AWS::CloudFormation::Stack): {in_use}")
+        );
+        // A resource's own failure still comes first.
+        let resource_failed = [
+            event("1", "Subnet", "UPDATE_FAILED", Some("bad cidr")),
+            rollback("The following resource(s) failed to update: [Subnet]."),
+        ];
+        assert!(first_failure(&resource_failed)
+            .unwrap()
+            .starts_with("Subnet"));
     }
 
     #[test]

@@ -51,6 +51,13 @@ const STACK_FAILURES: &[Known] = &[
               listener or listener rule that forwards to it in every configuration (infra/ecs.yaml)",
     },
     Known {
+        says: &["as it is in use by"],
+        and: &["Export"],
+        fix: "another stack imports an export this change would change or delete (the ecs stack imports \
+              the vpc stack's VPC and subnets): put the old value back in infra/env, or delete the \
+              importing stack first (`cargo xtask destroy` deletes all in order, keeping images and logs)",
+    },
+    Known {
         says: &["LimitExceeded", "maximum number of"],
         and: &[],
         fix: "an account quota is reached: raise it in Service Quotas, or delete what you no longer use",
@@ -186,5 +193,9 @@ mod tests {
                           targetGroupArn arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/x/1 does \
                           not have an associated load balancer.";
         assert!(for_stack_failure(unattached).unwrap().contains("DependsOn"));
+        let in_use = "Export p-dev-VpcId cannot be updated as it is in use by p-dev-ecs";
+        assert!(for_stack_failure(in_use)
+            .unwrap()
+            .starts_with("another stack imports an export"));
     }
 }

@@ -171,7 +171,7 @@ pub fn broken_rule(doc: &Value, values: &BTreeMap<String, String>) -> Option<Str
 }
 
 /// A rule function and its argument, from `!Equals [..]` or `{Fn::Equals: [..]}` (`Ref` as is).
-fn function(v: &Value) -> Option<(String, &Value)> {
+pub(crate) fn function(v: &Value) -> Option<(String, &Value)> {
     match v {
         Value::Tagged(t) => Some((
             t.tag.to_string().trim_start_matches('!').to_owned(),

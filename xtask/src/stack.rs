@@ -189,22 +189,20 @@ pub async fn deploy(
             stack.template.len()
         );
     }
-    let kind = loop {
+    let (kind, deployed) = loop {
         let current = describe(cfn, &stack.name).await?;
         let status = status_of(current.as_ref());
         match plan(&stack.name, status) {
-            Plan::Create => break ChangeSetType::Create,
+            Plan::Create => break (ChangeSetType::Create, None),
             Plan::Update => {
-                let deployed = current
-                    .as_ref()
-                    .expect("an update is planned only for an existing stack");
-                if same_as_deployed(cfn, stack, deployed).await? {
+                let deployed = current.expect("an update is planned only for an existing stack");
+                if same_as_deployed(cfn, stack, &deployed).await? {
                     return Ok(Deployed {
                         outcome: Outcome::NoChanges,
-                        outputs: outputs(deployed),
+                        outputs: outputs(&deployed),
                     });
                 }
-                break ChangeSetType::Update;
+                break (ChangeSetType::Update, Some(deployed));
             }
             Plan::Refuse(why) => bail!(why),
             Plan::Wait if !wait_if_busy => bail!(
@@ -237,6 +235,13 @@ pub async fn deploy(
             outputs: current_outputs(cfn, &stack.name).await?,
         });
     };
+    if let Some(deployed) = &deployed {
+        let rows: Vec<ChangeRow> = changes.iter().filter_map(change_row).collect();
+        if let Err(e) = exports::check(cfn, stack, deployed, &rows).await {
+            change_set.delete().await;
+            return Err(e);
+        }
+    }
     let settled = run_change_set(cfn, stack, &change_set, &changes, settings, spinner).await?;
     Ok(Deployed {
         outcome: if kind == ChangeSetType::Create {
@@ -605,13 +610,19 @@ pub async fn preview(cfn: &Client, stack: &Stack, poll: Duration) -> Result<Prev
     Ok(match ready? {
         Ready::Empty => Preview::Changes(vec![]),
         Ready::Changes(changes) => {
-            Preview::Changes(changes.iter().filter_map(change_row).collect())
+            let rows: Vec<ChangeRow> = changes.iter().filter_map(change_row).collect();
+            // What deploy would refuse, diff reports as the error it would be.
+            if let Some(deployed) = &current {
+                exports::check(cfn, stack, deployed, &rows).await?;
+            }
+            Preview::Changes(rows)
         }
         Ready::MissingExport(reason) => Preview::AwaitsExports(reason),
     })
 }
 
 mod change_set;
+mod exports;
 
 pub use change_set::ChangeSet;
 use change_set::{change_row, Ready};

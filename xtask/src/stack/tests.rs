@@ -622,6 +622,63 @@ mod with_mocked_cloudformation {
     }
 
     #[tokio::test]
+    async fn a_replacement_under_an_imported_export_is_refused_before_it_runs() {
+        let exported = || {
+            let stack = deployed("UPDATE_COMPLETE")
+                .set_outputs(Some(vec![Output::builder()
+                    .output_key("VpcId")
+                    .output_value("vpc-123")
+                    .export_name("demo-dev-VpcId")
+                    .build()]))
+                .build();
+            DescribeStacksOutput::builder().stacks(stack).build()
+        };
+        let replacing = || {
+            let change = ResourceChange::builder()
+                .action(ChangeAction::Modify)
+                .logical_resource_id("Vpc")
+                .resource_type("AWS::EC2::VPC")
+                .replacement(aws_sdk_cloudformation::types::Replacement::True)
+                .build();
+            DescribeChangeSetOutput::builder()
+                .status(ChangeSetStatus::CreateComplete)
+                .changes(Change::builder().resource_change(change).build())
+                .build()
+        };
+        let template = "Resources:\n  Vpc: {Type: AWS::EC2::VPC}\nOutputs:\n  VpcId:\n    Value: !Ref Vpc\n    Export: {Name: demo-dev-VpcId}\n";
+        let stack = Stack {
+            template: template.into(),
+            ..stack()
+        };
+        let describe = mock!(Client::describe_stacks).then_output(exported);
+        let answers = Answers {
+            ready: mock!(Client::describe_change_set).then_output(replacing),
+            ..Answers::ordinary()
+        };
+        let imports = mock!(Client::list_imports).then_output(|| {
+            aws_sdk_cloudformation::operation::list_imports::ListImportsOutput::builder()
+                .imports("demo-dev-ecs")
+                .build()
+        });
+        let delete = delete_change_set_ok();
+        let cfn = answers.client(&describe, &[&imports, &delete]);
+
+        let err = run(&cfn, &stack).await.unwrap_err().to_string();
+        assert!(
+            err.contains(
+                "export demo-dev-VpcId (it replaces Vpc (AWS::EC2::VPC); imported by demo-dev-ecs)"
+            ) && err.ends_with("nothing was changed"),
+            "{err}"
+        );
+        assert_eq!((delete.num_calls(), answers.execute.num_calls()), (1, 0));
+
+        // diff says the same, as an error, and leaves no change set behind.
+        let err = preview(&cfn, &stack, FAST).await.unwrap_err().to_string();
+        assert!(err.contains("imported by demo-dev-ecs"), "{err}");
+        assert_eq!(delete.num_calls(), 2);
+    }
+
+    #[tokio::test]
     async fn a_refused_change_set_is_deleted_and_nothing_runs() {
         // An existing stack keeps its stack; a new one loses the empty stack its change set made.
         for exists in [true, false] {
