@@ -100,6 +100,9 @@ pub fn changing(
         .iter()
         .filter_map(|p| Some((p.parameter_key()?, p.parameter_value().unwrap_or(""))))
         .collect();
+    // With the template's defaults: a parameter left out of the environment file takes its default.
+    let new_parameters =
+        super::effective_parameters(stack).unwrap_or_else(|| stack.parameters.clone());
     let cause_of = |name: &str| -> Option<String> {
         if let Some(row) = rows.iter().find(|r| r.logical_id == name) {
             if row.action == "Remove" {
@@ -109,7 +112,7 @@ pub fn changing(
                 return Some(format!("it replaces {name} ({})", row.resource_type));
             }
         }
-        let (old, new) = (deployed_parameters.get(name)?, stack.parameters.get(name)?);
+        let (old, new) = (deployed_parameters.get(name)?, new_parameters.get(name)?);
         (old != new).then(|| format!("{name} changes from {old} to {new}"))
     };
     Ok(deployed
@@ -289,6 +292,21 @@ Outputs:
                     "it removes Subnet2 (AWS::EC2::Thing)".into()
                 ),
             ]
+        );
+
+        // Left out of the environment file, the parameter takes the template's default.
+        let defaulted = Stack {
+            parameters: [("EnvName".to_owned(), "dev".to_owned())].into(),
+            ..stack(
+                "",
+                &TEMPLATE.replace("{ Type: String }", "{ Type: String, Default: 10.9.0.0/16 }"),
+            )
+        };
+        let causes = changing(&defaulted, &deployed(), &[]).unwrap();
+        assert_eq!(causes.len(), 1, "{causes:?}");
+        assert_eq!(
+            causes[0].cause,
+            "VpcCidr changes from 10.0.0.0/16 to 10.9.0.0/16"
         );
 
         let dropped = stack("10.0.0.0/16", &TEMPLATE.replace("  Subnets:", "  Other:"));
