@@ -58,6 +58,14 @@ const STACK_FAILURES: &[Known] = &[
               importing stack first (`cargo xtask destroy` deletes all in order, keeping images and logs)",
     },
     Known {
+        says: &["custom-named resource requires replacing"],
+        and: &[],
+        fix: "the change replaces a resource that has a fixed name (the service's, the cluster's, the \
+              load balancer's), and CloudFormation cannot make the new one under the same name: undo \
+              the change that replaces it (the change set's table marks it), or run `cargo xtask destroy` \
+              first (images and logs are kept)",
+    },
+    Known {
         says: &["LimitExceeded", "maximum number of"],
         and: &[],
         fix: "an account quota is reached: raise it in Service Quotas, or delete what you no longer use",
@@ -193,6 +201,9 @@ mod tests {
                           targetGroupArn arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/x/1 does \
                           not have an associated load balancer.";
         assert!(for_stack_failure(unattached).unwrap().contains("DependsOn"));
+        let named = "CloudFormation cannot update a stack when a custom-named resource requires \
+                     replacing. Rename p-dev and update the stack again.";
+        assert!(for_stack_failure(named).unwrap().contains("fixed name"));
         let in_use = "Export p-dev-VpcId cannot be updated as it is in use by p-dev-ecs";
         assert!(for_stack_failure(in_use)
             .unwrap()
