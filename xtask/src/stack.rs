@@ -514,15 +514,22 @@ async fn delete_and_wait(
                     .map(events::failure)
                     .or_else(|| current.as_ref()?.stack_status_reason().map(str::to_owned))
                     .unwrap_or_else(|| "no reason given".into());
-                let retain = failed
-                    .and_then(|e| e.logical_resource_id())
-                    .map(|id| format!(" --retain-resources {id}"))
-                    .unwrap_or_default();
-                bail!(
-                    "could not delete stack {name} (DELETE_FAILED). First failure: {reason}. Remove what \
-                     still uses it and run again, or leave it behind with `aws cloudformation delete-stack \
-                     --stack-name {name}{retain}`"
-                );
+                // A resource in the way can be left behind; the stack failing by itself (an
+                // export another stack imports) cannot be helped that way.
+                let resource = failed
+                    .filter(|e| e.resource_type() != Some("AWS::CloudFormation::Stack"))
+                    .and_then(|e| e.logical_resource_id());
+                match resource {
+                    Some(id) => bail!(
+                        "could not delete stack {name} (DELETE_FAILED). First failure: {reason}. Remove \
+                         what still uses it and run again, or leave it behind with `aws cloudformation \
+                         delete-stack --stack-name {name} --retain-resources {id}`"
+                    ),
+                    None => bail!(
+                        "could not delete stack {name} (DELETE_FAILED). First failure: {reason}. Remove \
+                         what still uses it (named there) and run again"
+                    ),
+                }
             }
             Some(s) => {
                 spinner.set(events::with_wait(format!("deleting ({s})"), &seen));

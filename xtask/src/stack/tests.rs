@@ -864,4 +864,33 @@ mod with_mocked_cloudformation {
             "{err}"
         );
     }
+
+    #[tokio::test]
+    async fn a_stack_whose_export_is_imported_fails_to_delete_by_itself_and_says_so() {
+        let describe = mock!(Client::describe_stacks)
+            .sequence()
+            .output(|| existing("CREATE_COMPLETE"))
+            .output(|| existing("DELETE_FAILED"))
+            .build();
+        let in_use = "Export demo-dev-VpcId cannot be deleted as it is in use by other-stack";
+        let stack_events = mock!(Client::describe_stack_events)
+            .sequence()
+            .output(|| events(vec![event("0", "demo-dev-vpc", "CREATE_COMPLETE", None)]))
+            .output(move || {
+                let mut failed = event("1", "demo-dev-vpc", "DELETE_FAILED", Some(in_use));
+                failed.resource_type = Some("AWS::CloudFormation::Stack".into());
+                events(vec![failed])
+            })
+            .build();
+        let delete = delete_stack_ok();
+        let cfn = mock_sdk!(aws_sdk_cloudformation, [&describe, &delete, &stack_events]);
+
+        let err = run_destroy(&cfn).await.unwrap_err().to_string();
+        assert!(
+            err.contains(in_use)
+                && err.ends_with("Remove what still uses it (named there) and run again"),
+            "{err}"
+        );
+        assert!(!err.contains("--retain-resources"), "{err}");
+    }
 }
