@@ -837,24 +837,28 @@ mod with_mocked_cloudformation {
         assert_eq!(delete.num_calls(), 1);
     }
 
-    #[tokio::test]
-    async fn a_failed_delete_names_the_resource_and_how_to_leave_it_behind() {
+    /// The error of a destroy whose stack ends `DELETE_FAILED`, with these events.
+    async fn failed_destroy(stack_events: aws_smithy_mocks::Rule) -> String {
         let describe = mock!(Client::describe_stacks)
             .sequence()
             .output(|| existing("CREATE_COMPLETE"))
             .output(|| existing("DELETE_FAILED"))
             .build();
+        let delete = delete_stack_ok();
+        let cfn = mock_sdk!(aws_sdk_cloudformation, [&describe, &delete, &stack_events]);
+        run_destroy(&cfn).await.unwrap_err().to_string()
+    }
+
+    #[tokio::test]
+    async fn a_failed_delete_names_the_resource_and_how_to_leave_it_behind() {
         // Read by the stack's id: a deleted stack's name finds nothing.
-        let stack_events = failing_events(
+        let err = failed_destroy(failing_events(
             "arn:aws:cloudformation:us-east-1:123456789012:stack/demo-dev-vpc/1",
             "DELETE",
             "PrivateSubnet1",
             "The subnet 'subnet-1' has dependencies and cannot be deleted.",
-        );
-        let delete = delete_stack_ok();
-        let cfn = mock_sdk!(aws_sdk_cloudformation, [&describe, &delete, &stack_events]);
-
-        let err = run_destroy(&cfn).await.unwrap_err().to_string();
+        ))
+        .await;
         assert!(
             err.contains("First failure: PrivateSubnet1 (AWS::EC2::Subnet): The subnet 'subnet-1' has dependencies"),
             "{err}"
@@ -867,11 +871,6 @@ mod with_mocked_cloudformation {
 
     #[tokio::test]
     async fn a_stack_whose_export_is_imported_fails_to_delete_by_itself_and_says_so() {
-        let describe = mock!(Client::describe_stacks)
-            .sequence()
-            .output(|| existing("CREATE_COMPLETE"))
-            .output(|| existing("DELETE_FAILED"))
-            .build();
         let in_use = "Export demo-dev-VpcId cannot be deleted as it is in use by other-stack";
         let stack_events = mock!(Client::describe_stack_events)
             .sequence()
@@ -882,10 +881,8 @@ mod with_mocked_cloudformation {
                 events(vec![failed])
             })
             .build();
-        let delete = delete_stack_ok();
-        let cfn = mock_sdk!(aws_sdk_cloudformation, [&describe, &delete, &stack_events]);
 
-        let err = run_destroy(&cfn).await.unwrap_err().to_string();
+        let err = failed_destroy(stack_events).await;
         assert!(
             err.contains(in_use)
                 && err.ends_with("Remove what still uses it (named there) and run again"),
