@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::flags;
 use crate::project::{Environment, StackKind};
@@ -146,8 +146,8 @@ pub async fn run(root: &Path, cmd: flags::Deploy) -> Result<()> {
 
     let local_url = if s.local {
         let t = Instant::now();
-        let url = wait_for_local_url(
-            &s,
+        let url = fakecloud::wait_for_url(
+            &s.ui,
             ecs.outputs
                 .get("LoadBalancerArn")
                 .ok_or_else(|| missing_output("LoadBalancerArn"))?,
@@ -381,38 +381,6 @@ fn describe(d: &Deployed) -> &'static str {
         Outcome::NoChanges => "no changes",
         Outcome::Created => "created",
         Outcome::Updated => "updated",
-    }
-}
-
-/// fakecloud binds the load balancer on a local port; wait until the app answers through it.
-async fn wait_for_local_url(s: &Session, lb_arn: &str) -> Result<String> {
-    let spinner = s.ui.spinner("local url");
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let last;
-        match fakecloud::load_balancer_url(lb_arn).await {
-            Ok(url) => {
-                let addr = url
-                    .trim_start_matches("http://")
-                    .parse()
-                    .context("bad local address")?;
-                match fakecloud::http_get_at(addr, "/health") {
-                    Ok((200, _)) => {
-                        spinner.done(format!("{url}/health answered 200"));
-                        return Ok(url);
-                    }
-                    Ok((status, _)) => last = format!("{url}/health answered {status}"),
-                    Err(e) => last = format!("{url}/health: {e}"),
-                }
-            }
-            Err(e) => last = format!("{e:#}"),
-        }
-        spinner.set(last.clone());
-        if Instant::now() > deadline {
-            spinner.failed("no answer");
-            anyhow::bail!("the deployed app did not answer through the local load balancer within 90 s: {last}");
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 

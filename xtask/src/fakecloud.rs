@@ -213,6 +213,38 @@ pub async fn task_output_groups(
     Ok(groups)
 }
 
+/// fakecloud binds the load balancer on a local port; wait until the app answers through it.
+pub async fn wait_for_url(ui: &Ui, lb_arn: &str) -> Result<String> {
+    let spinner = ui.spinner("local url");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let last;
+        match load_balancer_url(lb_arn).await {
+            Ok(url) => {
+                let addr = url
+                    .trim_start_matches("http://")
+                    .parse()
+                    .context("bad local address")?;
+                match http_get_at(addr, "/health") {
+                    Ok((200, _)) => {
+                        spinner.done(format!("{url}/health answered 200"));
+                        return Ok(url);
+                    }
+                    Ok((status, _)) => last = format!("{url}/health answered {status}"),
+                    Err(e) => last = format!("{url}/health: {e}"),
+                }
+            }
+            Err(e) => last = format!("{e:#}"),
+        }
+        spinner.set(last.clone());
+        if Instant::now() > deadline {
+            spinner.failed("no answer");
+            bail!("the deployed app did not answer through the local load balancer within 90 s: {last}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 /// Where an ALB answers locally: fakecloud binds each active ALB on 127.0.0.1:<port>.
 pub async fn load_balancer_url(lb_arn: &str) -> Result<String> {
     let (status, body) = http_get("/_fakecloud/elbv2/load-balancers")?;
