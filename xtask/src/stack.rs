@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use aws_sdk_cloudformation::error::ProvideErrorMetadata;
-use aws_sdk_cloudformation::types::{Change, ChangeSetType, StackEvent};
+use aws_sdk_cloudformation::types::{ChangeSetType, StackEvent};
 use aws_sdk_cloudformation::Client;
 
 use crate::aws::aws_error;
@@ -228,21 +228,18 @@ pub async fn deploy(
 
     spinner.set("creating change set");
     let change_set = ChangeSet::create(cfn, stack, kind.clone(), &[]).await?;
-    let Some(changes) = changes_or_delete(&change_set, stack, poll).await? else {
+    let Some(rows) = changes_or_delete(&change_set, stack, poll).await? else {
         change_set.delete().await;
         return Ok(Deployed {
             outcome: Outcome::NoChanges,
             outputs: current_outputs(cfn, &stack.name).await?,
         });
     };
-    if let Some(deployed) = &deployed {
-        let rows: Vec<ChangeRow> = changes.iter().filter_map(change_row).collect();
-        if let Err(e) = exports::check(cfn, stack, deployed, &rows).await {
-            change_set.delete().await;
-            return Err(e);
-        }
+    if let Err(e) = exports::check(cfn, stack, deployed.as_ref(), &rows).await {
+        change_set.delete().await;
+        return Err(e);
     }
-    let settled = run_change_set(cfn, stack, &change_set, &changes, settings, spinner).await?;
+    let settled = run_change_set(cfn, stack, &change_set, &rows, settings, spinner).await?;
     Ok(Deployed {
         outcome: if kind == ChangeSetType::Create {
             Outcome::Created
@@ -270,10 +267,10 @@ pub async fn import(
     };
     spinner.set("creating import change set");
     let change_set = ChangeSet::create(cfn, &shell, ChangeSetType::Import, resources).await?;
-    let changes = changes_or_delete(&change_set, stack, settings.poll)
+    let rows = changes_or_delete(&change_set, stack, settings.poll)
         .await?
         .unwrap_or_default();
-    run_change_set(cfn, &shell, &change_set, &changes, settings, spinner).await?;
+    run_change_set(cfn, &shell, &change_set, &rows, settings, spinner).await?;
     Ok(())
 }
 
@@ -283,9 +280,9 @@ async fn changes_or_delete(
     change_set: &ChangeSet,
     stack: &Stack,
     poll: Duration,
-) -> Result<Option<Vec<Change>>> {
+) -> Result<Option<Vec<ChangeRow>>> {
     let error = match change_set.wait_ready(poll).await {
-        Ok(Ready::Changes(changes)) => return Ok(Some(changes)),
+        Ok(Ready::Changes(rows)) => return Ok(Some(rows)),
         Ok(Ready::Empty) => return Ok(None),
         Ok(Ready::MissingExport(reason)) => missing_export(stack, &reason),
         Err(e) => e,
@@ -324,18 +321,17 @@ pub fn import_template(template: &str, resources: &[Import]) -> Result<String> {
     serde_yaml::to_string(&doc).context("cannot write the import template")
 }
 
-/// Show `changes`, ask, execute, and follow the stack's events until it settles; returns the
+/// Show the change set's `rows`, ask, execute, and follow the stack's events until it settles; returns the
 /// settled stack.
 async fn run_change_set(
     cfn: &Client,
     stack: &Stack,
     change_set: &ChangeSet,
-    changes: &[Change],
+    rows: &[ChangeRow],
     settings: &Settings<'_>,
     spinner: &Spinner,
 ) -> Result<aws_sdk_cloudformation::types::Stack> {
-    let rows: Vec<ChangeRow> = changes.iter().filter_map(change_row).collect();
-    for row in &rows {
+    for row in rows {
         spinner.note(format!(
             "  {:<4} {:<28} {:<42} {}{}",
             stack.label,
@@ -350,7 +346,7 @@ async fn run_change_set(
         ));
     }
 
-    if !(settings.approve)(stack, &rows).await {
+    if !(settings.approve)(stack, rows).await {
         change_set.delete().await;
         bail!(
             "deployment of stack {} cancelled: nothing was changed",
@@ -519,17 +515,16 @@ async fn delete_and_wait(
                 let resource = failed
                     .filter(|e| e.resource_type() != Some("AWS::CloudFormation::Stack"))
                     .and_then(|e| e.logical_resource_id());
-                match resource {
-                    Some(id) => bail!(
-                        "could not delete stack {name} (DELETE_FAILED). First failure: {reason}. Remove \
-                         what still uses it and run again, or leave it behind with `aws cloudformation \
-                         delete-stack --stack-name {name} --retain-resources {id}`"
+                let next = match resource {
+                    Some(id) => format!(
+                        "Remove what still uses it and run again, or leave it behind with `aws \
+                         cloudformation delete-stack --stack-name {name} --retain-resources {id}`"
                     ),
-                    None => bail!(
-                        "could not delete stack {name} (DELETE_FAILED). First failure: {reason}. Remove \
-                         what still uses it (named there) and run again"
-                    ),
-                }
+                    None => "Remove what still uses it (named there) and run again".to_owned(),
+                };
+                bail!(
+                    "could not delete stack {name} (DELETE_FAILED). First failure: {reason}. {next}"
+                );
             }
             Some(s) => {
                 spinner.set(events::with_wait(format!("deleting ({s})"), &seen));
@@ -616,12 +611,9 @@ pub async fn preview(cfn: &Client, stack: &Stack, poll: Duration) -> Result<Prev
     change_set.delete().await;
     Ok(match ready? {
         Ready::Empty => Preview::Changes(vec![]),
-        Ready::Changes(changes) => {
-            let rows: Vec<ChangeRow> = changes.iter().filter_map(change_row).collect();
+        Ready::Changes(rows) => {
             // What deploy would refuse, diff reports as the error it would be.
-            if let Some(deployed) = &current {
-                exports::check(cfn, stack, deployed, &rows).await?;
-            }
+            exports::check(cfn, stack, current.as_ref(), &rows).await?;
             Preview::Changes(rows)
         }
         Ready::MissingExport(reason) => Preview::AwaitsExports(reason),
@@ -632,7 +624,7 @@ mod change_set;
 mod exports;
 
 pub use change_set::ChangeSet;
-use change_set::{change_row, Ready};
+use change_set::Ready;
 
 #[cfg(test)]
 mod tests;

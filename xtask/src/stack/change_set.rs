@@ -42,7 +42,7 @@ pub(super) fn change_row(change: &Change) -> Option<ChangeRow> {
 
 pub(super) enum Ready {
     Empty,
-    Changes(Vec<Change>),
+    Changes(Vec<ChangeRow>),
     /// CloudFormation's reason: the template imports an export no stack has.
     MissingExport(String),
 }
@@ -159,7 +159,7 @@ impl ChangeSet {
                     .with_context(|| {
                         format!("cannot describe the change set for stack {}", self.stack)
                     })?;
-                changes.extend(out.changes().iter().cloned());
+                changes.extend(out.changes().iter().filter_map(change_row));
                 token = out.next_token().map(str::to_owned);
                 if token.is_none() {
                     break (

@@ -1,5 +1,6 @@
 use super::change_set::is_empty_change_set;
 use super::*;
+use aws_sdk_cloudformation::types::Change;
 
 #[test]
 fn plans_follow_the_stack_status() {
@@ -135,7 +136,8 @@ mod with_mocked_cloudformation {
     };
     use aws_sdk_cloudformation::primitives::DateTime;
     use aws_sdk_cloudformation::types::{
-        Capability, ChangeAction, ChangeSetStatus, Output, ResourceChange, StackEvent, StackStatus,
+        Capability, Change, ChangeAction, ChangeSetStatus, Output, ResourceChange, StackEvent,
+        StackStatus,
     };
     use aws_smithy_mocks::{mock, MockResponse};
 
