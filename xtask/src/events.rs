@@ -100,7 +100,7 @@ fn waiting_on(events: &[StackEvent]) -> Option<String> {
         ) else {
             continue;
         };
-        if ty == "AWS::CloudFormation::Stack" {
+        if is_the_stack(e) {
             continue;
         }
         let at = busy.iter().position(|(b, _)| *b == id);
@@ -151,7 +151,7 @@ fn slow_kind(resource_type: &str) -> Option<&'static str> {
 pub fn first_failure(events: &[StackEvent]) -> Option<String> {
     let rollback_began = || {
         events.iter().find(|e| {
-            e.resource_type() == Some("AWS::CloudFormation::Stack")
+            is_the_stack(e)
                 && e.resource_status()
                     .is_some_and(|s| s.as_str().ends_with("ROLLBACK_IN_PROGRESS"))
                 && e.resource_status_reason().is_some()
@@ -159,8 +159,13 @@ pub fn first_failure(events: &[StackEvent]) -> Option<String> {
     };
     first_real_failure(events)
         .or_else(rollback_began)
-        .or_else(|| first_failed(events))
+        .or_else(|| events.iter().find(failed))
         .map(failure)
+}
+
+/// Whether the event is the stack's own, not one of its resources'.
+pub fn is_the_stack(event: &StackEvent) -> bool {
+    event.resource_type() == Some("AWS::CloudFormation::Stack")
 }
 
 /// A failed resource and its reason: `Logical (Type): reason`.

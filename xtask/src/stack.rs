@@ -513,7 +513,7 @@ async fn delete_and_wait(
                 // A resource in the way can be left behind; the stack failing by itself (an
                 // export another stack imports) cannot be helped that way.
                 let resource = failed
-                    .filter(|e| e.resource_type() != Some("AWS::CloudFormation::Stack"))
+                    .filter(|e| !events::is_the_stack(e))
                     .and_then(|e| e.logical_resource_id());
                 let next = match resource {
                     Some(id) => format!(
