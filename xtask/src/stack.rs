@@ -415,7 +415,25 @@ async fn same_as_deployed(
     if template.template_body() != Some(stack.template.as_str()) {
         return Ok(false);
     }
-    let deployed_params: BTreeMap<String, String> = deployed
+    let deployed_tags: BTreeMap<&str, &str> = deployed
+        .tags()
+        .iter()
+        .filter_map(|t| Some((t.key()?, t.value()?)))
+        .collect();
+    let our_tags: BTreeMap<&str, &str> = stack
+        .tags
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    Ok(deployed_tags == our_tags
+        && effective_parameters(stack) == Some(deployed_parameters(deployed)))
+}
+
+/// The parameters the deployed stack was given, by name.
+fn deployed_parameters(
+    deployed: &aws_sdk_cloudformation::types::Stack,
+) -> BTreeMap<String, String> {
+    deployed
         .parameters()
         .iter()
         // An empty value may come back as no value at all.
@@ -427,18 +445,7 @@ async fn same_as_deployed(
         })
         // Pseudo parameters are not parameters (fakecloud lists them; AWS does not).
         .filter(|(k, _)| !k.starts_with("AWS::"))
-        .collect();
-    let deployed_tags: BTreeMap<&str, &str> = deployed
-        .tags()
-        .iter()
-        .filter_map(|t| Some((t.key()?, t.value()?)))
-        .collect();
-    let our_tags: BTreeMap<&str, &str> = stack
-        .tags
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    Ok(deployed_tags == our_tags && effective_parameters(stack) == Some(deployed_params))
+        .collect()
 }
 
 /// Every parameter the template declares, with the value a deploy would give it: ours, else the

@@ -13,7 +13,7 @@ use serde_yaml::Value;
 
 use super::{ChangeRow, Replacement, Stack};
 use crate::aws::aws_error;
-use crate::parameters::function;
+use crate::parameters::{declarations, function, known_values, parse};
 
 /// A deployed export this change would change, and why.
 #[derive(Debug, PartialEq, Eq)]
@@ -72,11 +72,10 @@ fn sub_names(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// What `template`'s outputs refer to, by output key.
-fn output_references(template: &str) -> Result<BTreeMap<String, BTreeSet<String>>> {
-    let doc: Value = serde_yaml::from_str(template).context("the template is not YAML")?;
+/// What the parsed template's outputs refer to, by output key.
+fn output_references(doc: &Value) -> BTreeMap<String, BTreeSet<String>> {
     let outputs = doc.get("Outputs").and_then(Value::as_mapping);
-    Ok(outputs
+    outputs
         .into_iter()
         .flatten()
         .filter_map(|(key, output)| {
@@ -84,7 +83,7 @@ fn output_references(template: &str) -> Result<BTreeMap<String, BTreeSet<String>
             references(output.get("Value")?, &mut names);
             Some((key.as_str()?.to_owned(), names))
         })
-        .collect())
+        .collect()
 }
 
 /// The deployed exports that deploying `stack` with `rows` (its change set) would change.
@@ -93,16 +92,12 @@ pub fn changing(
     deployed: &aws_sdk_cloudformation::types::Stack,
     rows: &[ChangeRow],
 ) -> Result<Vec<Changing>> {
-    let refers = output_references(&stack.template)
+    let doc = parse(&stack.template)
         .with_context(|| format!("cannot read the outputs of stack {}'s template", stack.name))?;
-    let deployed_parameters: BTreeMap<&str, &str> = deployed
-        .parameters()
-        .iter()
-        .filter_map(|p| Some((p.parameter_key()?, p.parameter_value().unwrap_or(""))))
-        .collect();
+    let refers = output_references(&doc);
+    let deployed_parameters = super::deployed_parameters(deployed);
     // With the template's defaults: a parameter left out of the environment file takes its default.
-    let new_parameters =
-        super::effective_parameters(stack).unwrap_or_else(|| stack.parameters.clone());
+    let new_parameters = known_values(&declarations(&doc), &stack.parameters);
     let cause_of = |name: &str| -> Option<String> {
         if let Some(row) = rows.iter().find(|r| r.logical_id == name) {
             if row.action == "Remove" {
@@ -256,7 +251,7 @@ Outputs:
 
     #[test]
     fn references_follow_ref_getatt_and_sub_but_not_pseudo_or_local_names() {
-        let refs = output_references(TEMPLATE).unwrap();
+        let refs = output_references(&parse(TEMPLATE).unwrap());
         let names = |k: &str| refs[k].iter().map(String::as_str).collect::<Vec<_>>();
         assert_eq!(names("VpcId"), ["Vpc"]);
         assert_eq!(names("VpcCidr"), ["VpcCidr"]);
