@@ -56,12 +56,8 @@ fn diff_status_destroy_and_recovery_from_a_failed_create() {
             && error.contains("nothing was deployed"),
         "the error does not name the quota: {error}"
     );
-    for stack in tests::STACKS {
-        assert!(
-            rt.block_on(stack_gone(&aws, &format!("{prefix}-{stack}"))),
-            "the refused deploy made stack {prefix}-{stack}"
-        );
-    }
+    let all = || tests::STACKS.map(|stack| format!("{prefix}-{stack}"));
+    assert_stacks_gone(&rt, &aws, all(), "after the refused deploy");
     drop(rules);
 
     // A first create that fails: an account that may attach no managed policy to a role, so the
@@ -284,12 +280,7 @@ fn diff_status_destroy_and_recovery_from_a_failed_create() {
             && text.contains("kept"),
         "the logs were not kept: {text}"
     );
-    for stack in tests::STACKS {
-        assert!(
-            rt.block_on(stack_gone(&aws, &format!("{prefix}-{stack}"))),
-            "stack {prefix}-{stack} survived destroy"
-        );
-    }
+    assert_stacks_gone(&rt, &aws, all(), "after destroy");
     let images = rt
         .block_on(aws.ecr.describe_images().repository_name(&prefix).send())
         .expect("the repository was kept");

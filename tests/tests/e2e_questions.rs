@@ -38,13 +38,8 @@ fn no_and_ctrl_c_at_the_question_change_nothing() {
     assert!(out.status.success(), "cleanup before the test failed");
     let aws = rt.block_on(fakecloud());
     let nothing_left = |when: &str| {
-        for stack in ["vpc", "ecr"] {
-            let name = format!("askdemo-{ENV}-{stack}");
-            assert!(
-                rt.block_on(stack_gone(&aws, &name)),
-                "{when}: stack {name} was left behind"
-            );
-        }
+        let names = ["vpc", "ecr"].map(|stack| format!("askdemo-{ENV}-{stack}"));
+        assert_stacks_gone(&rt, &aws, names, when);
     };
 
     let (code, text) = xtask_in_terminal(&["deploy", "--env", ENV], AS_IF_AWS, "n\n");

@@ -198,6 +198,21 @@ impl Drop for EnvFile {
     }
 }
 
+/// Assert that none of the stacks `names` exists (`when` says at which point of the test).
+pub fn assert_stacks_gone(
+    rt: &tokio::runtime::Runtime,
+    aws: &Aws,
+    names: impl IntoIterator<Item = String>,
+    when: &str,
+) {
+    for name in names {
+        assert!(
+            rt.block_on(stack_gone(aws, &name)),
+            "{when}: stack {name} still exists"
+        );
+    }
+}
+
 /// True when stack `name` does not exist (or is deleted).
 pub async fn stack_gone(aws: &Aws, name: &str) -> bool {
     match aws.cfn.describe_stacks().stack_name(name).send().await {
