@@ -171,11 +171,23 @@ pub fn branches(value: &Value) -> Vec<(Option<(&str, bool)>, &Value)> {
 }
 
 /// Ingress rules of a security group resource, with the condition that selects each.
-fn ingress_rules(sg: &Value) -> Vec<(Option<(&str, bool)>, &Value)> {
-    list(prop(sg, &["SecurityGroupIngress"]))
+/// A security group's rules under `key`, each branch of an `!If` apart.
+fn rules<'a>(sg: &'a Value, key: &str) -> Vec<(Option<(&'a str, bool)>, &'a Value)> {
+    list(prop(sg, &[key]))
         .into_iter()
         .flat_map(branches)
         .collect()
+}
+
+fn ingress_rules(sg: &Value) -> Vec<(Option<(&str, bool)>, &Value)> {
+    rules(sg, "SecurityGroupIngress")
+}
+
+/// A security group's egress rules; `None` when it lists none (all traffic may leave).
+fn egress_rules(sg: &Value) -> Option<Vec<&Value>> {
+    prop(sg, &["SecurityGroupEgress"])?;
+    let all = rules(sg, "SecurityGroupEgress");
+    Some(all.into_iter().map(|(_, rule)| rule).collect())
 }
 
 fn is_open(rule: &Value) -> bool {
@@ -380,16 +392,6 @@ fn always_forwards(t: &Template, id: &str, target_group: &str) -> bool {
 /// send HTTPS to the VPC endpoints. Listing any egress rule drops the default allow-all, so a
 /// tightened group that forgets one starves the service without any error at deploy time.
 pub fn security_groups_let_the_service_work(t: &Template) -> Violations {
-    // `None` when the group lists no egress rules (all traffic may leave).
-    let egress = |sg: &Value| -> Option<Vec<Value>> {
-        prop(sg, &["SecurityGroupEgress"]).map(|rules| {
-            list(Some(rules))
-                .into_iter()
-                .flat_map(branches)
-                .map(|(_, rule)| rule.clone())
-                .collect()
-        })
-    };
     let all_traffic = |rule: &Value| {
         matches!(rule.get("IpProtocol"), Some(Value::String(p)) if p == "-1")
             || matches!(rule.get("IpProtocol"), Some(Value::Number(n)) if n.as_i64() == Some(-1))
@@ -416,7 +418,7 @@ pub fn security_groups_let_the_service_work(t: &Template) -> Violations {
                 let (Some(port), Some(lb_group)) = (rule.get("FromPort"), t.resource(lb)) else {
                     continue;
                 };
-                let reaches = egress(lb_group).is_none_or(|rules| {
+                let reaches = egress_rules(lb_group).is_none_or(|rules| {
                     rules
                         .iter()
                         .any(|e| all_traffic(e) || e.get("FromPort") == Some(port))
@@ -429,7 +431,7 @@ pub fn security_groups_let_the_service_work(t: &Template) -> Violations {
                     ));
                 }
             }
-            let https = egress(task).is_none_or(|rules| {
+            let https = egress_rules(task).is_none_or(|rules| {
                 rules.iter().any(|e| {
                     let port = |k| e.get(k).and_then(Value::as_i64);
                     all_traffic(e)
