@@ -17,9 +17,9 @@ use crate::parameters::{declarations, function, known_values, parse};
 
 /// A deployed export this change would change, and why.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Changing {
-    pub export: String,
-    pub cause: String,
+struct Changing {
+    export: String,
+    cause: String,
 }
 
 /// The names (resources, parameters) a template value refers to through `Ref`, `GetAtt` and
@@ -87,7 +87,7 @@ fn output_references(doc: &Value) -> BTreeMap<String, BTreeSet<String>> {
 }
 
 /// The deployed exports that deploying `stack` with `rows` (its change set) would change.
-pub fn changing(
+fn changing(
     stack: &Stack,
     deployed: &aws_sdk_cloudformation::types::Stack,
     rows: &[ChangeRow],
