@@ -355,8 +355,8 @@ async fn adopt_kept_repository(s: &Session, settings: &stack::Settings<'_>) -> R
 /// The question before a change set runs, calling out what it replaces or removes.
 fn question(stack: &Stack, rows: &[ChangeRow]) -> String {
     let count = |keep: &dyn Fn(&ChangeRow) -> bool| rows.iter().filter(|r| keep(r)).count();
-    let destructive = count(&|r| r.replacement == Replacement::Yes || r.action == "Remove");
-    let maybe = count(&|r| r.replacement == Replacement::Maybe && r.action != "Remove");
+    let destructive = count(&|r| r.ends_resource().is_some());
+    let maybe = count(&|r| r.ends_resource().is_none() && r.replacement == Replacement::Maybe);
     let mut notes = Vec::new();
     if destructive > 0 {
         notes.push(format!("{destructive} replace or remove a resource"));

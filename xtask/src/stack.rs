@@ -63,6 +63,20 @@ pub struct ChangeRow {
     pub replacement: Replacement,
 }
 
+impl ChangeRow {
+    /// `"removes"` or `"replaces"` when the change ends the physical resource the stack has now
+    /// (what the deploy question calls out, and what breaks an export that refers to it).
+    pub fn ends_resource(&self) -> Option<&'static str> {
+        if self.action == "Remove" {
+            Some("removes")
+        } else if self.replacement == Replacement::Yes {
+            Some("replaces")
+        } else {
+            None
+        }
+    }
+}
+
 /// Whether a change replaces the resource (a new physical resource, the old one deleted).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Replacement {

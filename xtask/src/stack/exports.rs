@@ -11,7 +11,7 @@ use aws_sdk_cloudformation::error::ProvideErrorMetadata;
 use aws_sdk_cloudformation::Client;
 use serde_yaml::Value;
 
-use super::{ChangeRow, Replacement, Stack};
+use super::{ChangeRow, Stack};
 use crate::aws::aws_error;
 use crate::parameters::{declarations, function, known_values, parse};
 
@@ -99,13 +99,9 @@ fn changing(
     // With the template's defaults: a parameter left out of the environment file takes its default.
     let new_parameters = known_values(&declarations(&doc), &stack.parameters);
     let cause_of = |name: &str| -> Option<String> {
-        if let Some(row) = rows.iter().find(|r| r.logical_id == name) {
-            if row.action == "Remove" {
-                return Some(format!("it removes {name} ({})", row.resource_type));
-            }
-            if row.replacement == Replacement::Yes {
-                return Some(format!("it replaces {name} ({})", row.resource_type));
-            }
+        let row = rows.iter().find(|r| r.logical_id == name);
+        if let Some((row, verb)) = row.and_then(|r| Some((r, r.ends_resource()?))) {
+            return Some(format!("it {verb} {name} ({})", row.resource_type));
         }
         let (old, new) = (deployed_parameters.get(name)?, new_parameters.get(name)?);
         (old != new).then(|| format!("{name} changes from {old} to {new}"))
@@ -176,6 +172,7 @@ pub async fn check(
 mod tests {
     use super::*;
     use crate::mock::{mock_sdk, service_error};
+    use crate::stack::Replacement;
     use aws_sdk_cloudformation::operation::list_imports::ListImportsOutput;
     use aws_sdk_cloudformation::types::{Output, Parameter};
     use aws_smithy_mocks::mock;
