@@ -6,13 +6,21 @@ use std::collections::BTreeSet;
 use tests::template::Template;
 use tests::{root, STACKS};
 
-/// The IAM prefix of each SDK client xtask holds, by the name it goes by in the code.
-const CLIENTS: [(&str, &str); 4] = [
+/// The IAM prefix of each client xtask holds, by the name it goes by in the code: SDK clients,
+/// then the hand-signed ones (`aws/signed.rs`).
+const CLIENTS: [(&str, &str); 6] = [
     ("cfn", "cloudformation"),
     ("ecr", "ecr"),
     ("ecs", "ecs"),
     ("logs", "logs"),
+    ("ec2", "ec2"),
+    ("quotas", "servicequotas"),
 ];
+
+/// `cfn` → `cloudformation`.
+fn prefix_of(client: &str) -> &'static str {
+    CLIENTS.iter().find(|(name, _)| *name == client).unwrap().1
+}
 
 /// What `docker push` to ECR needs besides xtask's own calls (the registry protocol).
 const PUSH: [&str; 5] = [
@@ -70,16 +78,10 @@ fn called() -> BTreeSet<String> {
     let mut actions = BTreeSet::new();
     for (_, code) in sources() {
         for c in sdk.captures_iter(&code) {
-            let prefix = CLIENTS.iter().find(|(name, _)| *name == &c[1]).unwrap().1;
-            actions.insert(format!("{prefix}:{}", pascal(&c[2])));
+            actions.insert(format!("{}:{}", prefix_of(&c[1]), pascal(&c[2])));
         }
         for c in query.captures_iter(&code) {
-            let prefix = if &c[1] == "quotas" {
-                "servicequotas"
-            } else {
-                "ec2"
-            };
-            actions.insert(format!("{prefix}:{}", &c[2]));
+            actions.insert(format!("{}:{}", prefix_of(&c[1]), &c[2]));
         }
     }
     actions
