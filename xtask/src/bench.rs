@@ -34,8 +34,9 @@ pub async fn run(root: &Path, cmd: flags::Bench) -> Result<()> {
 
     // Image size: the image over the binary it wraps.
     let img = image::ensure(root, &docker, &ui, &env.prefix()).await?;
-    let app_bin = image::binary_path(root, image::host_triple()?);
-    let binary = std::fs::metadata(&app_bin)?.len();
+    let binary = std::fs::metadata(&img.binary)
+        .with_context(|| format!("cannot read {}", img.binary.display()))?
+        .len();
     let local_ref = img.local_ref.clone();
     let saved = cmd!(sh, "docker save {local_ref}")
         .quiet()
@@ -131,7 +132,7 @@ pub async fn run(root: &Path, cmd: flags::Bench) -> Result<()> {
         "fakecloud not running during the server rows"
     };
     let body = {
-        let mut app = Server::app(&app_bin, 18080, &place)?;
+        let mut app = Server::app(&img.binary, 18080, &place)?;
         let (_, page) = crate::fakecloud::http_get_at(([127, 0, 0, 1], 18080).into(), "/")?;
         app.stop();
         page
@@ -142,7 +143,7 @@ pub async fn run(root: &Path, cmd: flags::Bench) -> Result<()> {
         let progress = ui.spinner(format!("bench: throughput {path}"));
         for i in 0..=runs {
             progress.set(format!("{}: app, then nginx", run_label(i, runs)));
-            let mut server = Server::app(&app_bin, 18080, &place)?;
+            let mut server = Server::app(&img.binary, 18080, &place)?;
             let a = server.load(path, &place)?;
             app_rss = server.rss_kb();
             server.stop();

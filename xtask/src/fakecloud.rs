@@ -26,8 +26,10 @@ pub async fn ensure_running(ui: &Ui, root: &Path) -> Result<()> {
         Some(bin) => bin,
         None => install(ui, &places)?,
     };
-    let log_path = root.join("target").join("fakecloud.log");
-    std::fs::create_dir_all(log_path.parent().unwrap()).context("cannot create target/")?;
+    let target = crate::project::target_dir(root)?;
+    std::fs::create_dir_all(&target)
+        .with_context(|| format!("cannot create {}", target.display()))?;
+    let log_path = target.join("fakecloud.log");
     let log = std::fs::File::create(&log_path)
         .with_context(|| format!("cannot create {}", log_path.display()))?;
     let spinner = ui.spinner("fakecloud");
@@ -182,7 +184,7 @@ pub async fn stop_service_tasks(
         > 0
     {
         if Instant::now() > deadline {
-            bail!("fakecloud did not stop the tasks of {service} within 60 s: see target/fakecloud.log");
+            bail!("fakecloud did not stop the tasks of {service} within 60 s: see fakecloud.log in the target directory");
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

@@ -21,6 +21,8 @@ pub struct Image {
     /// Fargate's name for the architecture (`X86_64`, `ARM64`).
     pub cpu_architecture: String,
     pub size_bytes: u64,
+    /// The static binary the image wraps.
+    pub binary: PathBuf,
     /// False when the engine already had this tag.
     pub built: bool,
 }
@@ -36,7 +38,8 @@ pub async fn ensure(root: &Path, docker: &Docker, ui: &Ui, name: &str) -> Result
     spinner.set(format!(
         "cargo build --release -p app --target {triple} (static)"
     ));
-    let binary = build_static_binary(&sh, root, triple, &revision)?;
+    build_static_binary(&sh, triple, &revision)?;
+    let binary = binary_path(&crate::project::target_dir(root)?, triple);
     let bytes =
         std::fs::read(&binary).with_context(|| format!("cannot read {}", binary.display()))?;
     if !is_static_elf(&bytes) {
@@ -111,6 +114,7 @@ pub async fn ensure(root: &Path, docker: &Docker, ui: &Ui, name: &str) -> Result
         tag,
         cpu_architecture: fargate_architecture(&arch)?.to_owned(),
         size_bytes: inspect.size.unwrap_or(0).max(0) as u64,
+        binary,
         built,
     };
     spinner.done(format!(
@@ -123,8 +127,8 @@ pub async fn ensure(root: &Path, docker: &Docker, ui: &Ui, name: &str) -> Result
     Ok(image)
 }
 
-fn build_static_binary(sh: &Shell, root: &Path, triple: &str, revision: &str) -> Result<PathBuf> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+fn build_static_binary(sh: &Shell, triple: &str, revision: &str) -> Result<()> {
+    let cargo = crate::project::cargo();
     let flags_var = format!(
         "CARGO_TARGET_{}_RUSTFLAGS",
         triple.to_uppercase().replace('-', "_")
@@ -136,13 +140,12 @@ fn build_static_binary(sh: &Shell, root: &Path, triple: &str, revision: &str) ->
     .env(flags_var, "-C target-feature=+crt-static")
     .env("APP_GIT_REVISION", revision)
     .run()
-    .context("building the app failed: fix the compile errors above and run again")?;
-    Ok(binary_path(root, triple))
+    .context("building the app failed: fix the compile errors above and run again")
 }
 
 /// Where `cargo build --release --target <triple> -p app` puts the binary.
-pub fn binary_path(root: &Path, triple: &str) -> PathBuf {
-    root.join("target").join(triple).join("release").join("app")
+fn binary_path(target_dir: &Path, triple: &str) -> PathBuf {
+    target_dir.join(triple).join("release").join("app")
 }
 
 pub fn host_triple() -> Result<&'static str> {

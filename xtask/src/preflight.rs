@@ -27,19 +27,19 @@ pub struct Expectations {
     pub startup_timeout: Duration,
 }
 
-/// A pre-flight that passed, remembered under `target/xtask/preflight/`: the image's tag is a
-/// hash of its content, so the same tag with the same expectations passes again.
+/// A pre-flight that passed, remembered as a file in `dir` (`target/xtask/preflight/`): the
+/// image's tag is a hash of its content, so the same tag with the same expectations passes again.
 pub struct Passed {
     marker: std::path::PathBuf,
 }
 
 impl Passed {
-    pub fn new(root: &std::path::Path, image: &Image, expect: &Expectations) -> Passed {
+    pub fn new(dir: &std::path::Path, image: &Image, expect: &Expectations) -> Passed {
         use sha2::{Digest, Sha256};
         let key = Sha256::digest(format!("{}\n{expect:?}", image.local_ref));
         let hex: String = key[..12].iter().map(|b| format!("{b:02x}")).collect();
         Passed {
-            marker: root.join("target/xtask/preflight").join(hex),
+            marker: dir.join(hex),
         }
     }
 
@@ -219,6 +219,7 @@ mod tests {
             tag: "1".into(),
             cpu_architecture: arch.into(),
             size_bytes: 1,
+            binary: "app".into(),
             built: true,
         }
     }
@@ -238,27 +239,26 @@ mod tests {
 
     #[test]
     fn a_passed_pre_flight_is_remembered_per_image_and_expectations() {
-        let root =
-            std::env::temp_dir().join(format!("xtask-preflight-test-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("xtask-preflight-test-{}", std::process::id()));
         let expect = |arch: Option<&str>| Expectations {
             container_port: 8080,
             cpu_architecture: arch.map(str::to_owned),
             health_timeout: Duration::from_secs(2),
             startup_timeout: Duration::from_secs(15),
         };
-        let passed = Passed::new(&root, &image("X86_64"), &expect(None));
+        let passed = Passed::new(&dir, &image("X86_64"), &expect(None));
         assert!(!passed.before());
         passed.remember();
-        assert!(Passed::new(&root, &image("X86_64"), &expect(None)).before());
+        assert!(Passed::new(&dir, &image("X86_64"), &expect(None)).before());
         assert!(
-            !Passed::new(&root, &image("X86_64"), &expect(Some("ARM64"))).before(),
+            !Passed::new(&dir, &image("X86_64"), &expect(Some("ARM64"))).before(),
             "other expectations must run the checks again"
         );
         let other = Image {
             local_ref: "x:2".into(),
             ..image("X86_64")
         };
-        assert!(!Passed::new(&root, &other, &expect(None)).before());
-        let _ = std::fs::remove_dir_all(&root);
+        assert!(!Passed::new(&dir, &other, &expect(None)).before());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

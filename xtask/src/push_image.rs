@@ -44,7 +44,11 @@ pub const CONTAINER_PORT: u16 = 8080;
 pub async fn prepare(root: &Path, docker: &Docker, ui: &Ui, env: &Environment) -> Result<Image> {
     let image = image::ensure(root, docker, ui, &env.prefix()).await?;
     let expect = expectations(env);
-    let passed = preflight::Passed::new(root, &image, &expect);
+    let passed = preflight::Passed::new(
+        &crate::project::target_dir(root)?.join("xtask/preflight"),
+        &image,
+        &expect,
+    );
     if passed.before() {
         ui.spinner("pre-flight").done(format!(
             "passed before for {} (same content, same checks)",
