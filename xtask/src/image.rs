@@ -46,7 +46,7 @@ pub async fn ensure(root: &Path, docker: &Docker, ui: &Ui, name: &str) -> Result
         spinner.failed("dynamically linked");
         bail!(
             "{} is dynamically linked, so it cannot run in a FROM scratch image: \
-             make sure RUSTFLAGS does not override `-C target-feature=+crt-static`",
+             make sure no `-C target-feature=-crt-static` reaches the build (RUSTFLAGS, .cargo/config.toml)",
             binary.display()
         );
     }
@@ -129,18 +129,41 @@ pub async fn ensure(root: &Path, docker: &Docker, ui: &Ui, name: &str) -> Result
 
 fn build_static_binary(sh: &Shell, triple: &str, revision: &str) -> Result<()> {
     let cargo = crate::project::cargo();
-    let flags_var = format!(
-        "CARGO_TARGET_{}_RUSTFLAGS",
-        triple.to_uppercase().replace('-', "_")
-    );
+    let (flags_var, flags) = static_rustflags(triple, |var| std::env::var(var).ok());
     cmd!(
         sh,
         "{cargo} build --release --locked --quiet -p app --target {triple}"
     )
-    .env(flags_var, "-C target-feature=+crt-static")
+    .env(flags_var, flags)
     .env("APP_GIT_REVISION", revision)
     .run()
     .context("building the app failed: fix the compile errors above and run again")
+}
+
+/// The variable and value that add `-C target-feature=+crt-static` to the app's build. Cargo
+/// takes its flags from the first of these that is set, so the flag joins the user's own flags
+/// there (say `RUSTFLAGS="--cfg tokio_unstable"`) instead of being ignored behind them.
+fn static_rustflags(triple: &str, var: impl Fn(&str) -> Option<String>) -> (String, String) {
+    const FLAG: [&str; 2] = ["-C", "target-feature=+crt-static"];
+    let target_var = format!(
+        "CARGO_TARGET_{}_RUSTFLAGS",
+        triple.to_uppercase().replace('-', "_")
+    );
+    for (name, separator) in [
+        ("CARGO_ENCODED_RUSTFLAGS", "\x1f"),
+        ("RUSTFLAGS", " "),
+        (target_var.as_str(), " "),
+    ] {
+        if let Some(own) = var(name) {
+            let flags: Vec<&str> = [own.as_str()]
+                .into_iter()
+                .filter(|own| !own.is_empty())
+                .chain(FLAG)
+                .collect();
+            return (name.to_owned(), flags.join(separator));
+        }
+    }
+    (target_var, FLAG.join(" "))
 }
 
 /// Where `cargo build --release --target <triple> -p app` puts the binary.
@@ -282,6 +305,45 @@ pub fn is_static_elf(bytes: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_static_flag_joins_the_flags_cargo_would_use() {
+        let flags = |set: &[(&str, &str)]| {
+            let set: HashMap<String, String> = set
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            static_rustflags("x86_64-unknown-linux-gnu", |k| set.get(k).cloned())
+        };
+        let target = "CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS";
+        let pair = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+        assert_eq!(flags(&[]), pair(target, "-C target-feature=+crt-static"));
+        assert_eq!(
+            flags(&[(target, "-C opt-level=3")]),
+            pair(target, "-C opt-level=3 -C target-feature=+crt-static")
+        );
+        assert_eq!(
+            flags(&[(target, "-g"), ("RUSTFLAGS", "--cfg tokio_unstable")]),
+            pair(
+                "RUSTFLAGS",
+                "--cfg tokio_unstable -C target-feature=+crt-static"
+            )
+        );
+        assert_eq!(
+            flags(&[("RUSTFLAGS", "")]),
+            pair("RUSTFLAGS", "-C target-feature=+crt-static")
+        );
+        assert_eq!(
+            flags(&[
+                ("RUSTFLAGS", "-g"),
+                ("CARGO_ENCODED_RUSTFLAGS", "--cfg\x1ffoo")
+            ]),
+            pair(
+                "CARGO_ENCODED_RUSTFLAGS",
+                "--cfg\x1ffoo\x1f-C\x1ftarget-feature=+crt-static"
+            )
+        );
+    }
 
     #[test]
     fn tag_is_deterministic_and_follows_the_content() {
