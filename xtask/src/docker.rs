@@ -17,6 +17,36 @@ pub async fn connect() -> Result<Docker> {
         .with_context(|| format!("the Docker engine at {host}{via} is not reachable: {fix}"))
 }
 
+/// Where containers' published ports answer: on the engine's own host for an engine reached
+/// over TCP (`DOCKER_HOST=tcp://docker:2375`, as in CI's docker-in-docker), else on this machine.
+pub fn published_ip() -> Result<std::net::IpAddr> {
+    let (host, via) = engine_host(|var| std::env::var(var).ok())?;
+    published_ip_of(&host).with_context(|| {
+        format!("cannot resolve the host of the Docker engine at {host}{via}, where its containers' ports are published")
+    })
+}
+
+fn published_ip_of(host: &str) -> Result<std::net::IpAddr> {
+    use std::net::ToSocketAddrs;
+    let Some(authority) = ["tcp://", "http://", "https://"]
+        .iter()
+        .find_map(|scheme| host.strip_prefix(scheme))
+    else {
+        return Ok([127, 0, 0, 1].into());
+    };
+    let authority = authority.split('/').next().unwrap_or_default();
+    let name = match authority.rsplit_once(':') {
+        Some((name, port)) if port.parse::<u16>().is_ok() => name,
+        _ => authority,
+    };
+    let name = name.trim_start_matches('[').trim_end_matches(']');
+    Ok((name, 0)
+        .to_socket_addrs()?
+        .next()
+        .context("the name has no address")?
+        .ip())
+}
+
 /// Where the engine listens, and how that was chosen (for messages), as the `docker` CLI decides:
 /// `DOCKER_HOST`; else the endpoint of the current context (`DOCKER_CONTEXT`, or `currentContext`
 /// in `$DOCKER_CONFIG/config.json`, by default `~/.docker/`), which is how Docker Desktop and
@@ -142,5 +172,16 @@ mod tests {
             "{err}"
         );
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn published_ports_answer_on_the_engines_host() {
+        let ip = |host: &str| published_ip_of(host).unwrap().to_string();
+        assert_eq!(ip("unix:///var/run/docker.sock"), "127.0.0.1");
+        assert_eq!(ip("tcp://10.1.2.3:2375"), "10.1.2.3");
+        assert_eq!(ip("http://10.1.2.3"), "10.1.2.3");
+        assert_eq!(ip("tcp://[::1]:2375"), "::1");
+        assert!(["127.0.0.1", "::1"].contains(&ip("tcp://localhost:2376").as_str()));
+        assert!(published_ip_of("tcp://no-such-host.invalid:2375").is_err());
     }
 }

@@ -141,7 +141,7 @@ async fn run_checks(docker: &Docker, name: &str, expect: &Expectations) -> Resul
                 expect.container_port
             )
         })?;
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], host_port));
+    let addr = std::net::SocketAddr::from((crate::docker::published_ip()?, host_port));
     let mut last = String::from("no answer yet");
     while started.elapsed() < expect.startup_timeout {
         let state = docker
