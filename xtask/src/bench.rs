@@ -53,6 +53,7 @@ pub async fn run(root: &Path, cmd: flags::Bench) -> Result<()> {
 
     // Warm rebuild after a one-line change: push-image's build vs bare cargo build.
     let edit = SourceEdit::new(root.join("app/src/lib.rs"))?;
+    let package = crate::workspace::get(root)?.app.package;
     let (mut ours, mut bare) = (Vec::new(), Vec::new());
     let mut built = std::collections::HashSet::new();
     let progress = ui.spinner("bench: warm rebuild");
@@ -61,7 +62,7 @@ pub async fn run(root: &Path, cmd: flags::Bench) -> Result<()> {
             progress.set(run_label(i, runs));
             edit.apply(2 * i)?;
             let t = Instant::now();
-            cmd!(sh, "cargo build --release --quiet -p app")
+            cmd!(sh, "cargo build --release --quiet -p {package}")
                 .quiet()
                 .run()?;
             let b = t.elapsed();
@@ -92,7 +93,7 @@ pub async fn run(root: &Path, cmd: flags::Bench) -> Result<()> {
         "warm rebuild".into(),
         format!("{:.2} s (static build + image)", o.as_secs_f64()),
         format!(
-            "cargo build --release -p app {:.2} s: {:.2}x",
+            "cargo build --release -p {package} {:.2} s: {:.2}x",
             b.as_secs_f64(),
             o.as_secs_f64() / b.as_secs_f64()
         ),

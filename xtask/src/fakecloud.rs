@@ -26,7 +26,7 @@ pub async fn ensure_running(ui: &Ui, root: &Path) -> Result<()> {
         Some(bin) => bin,
         None => install(ui, &places)?,
     };
-    let target = crate::project::target_dir(root)?;
+    let target = crate::workspace::get(root)?.target_dir;
     std::fs::create_dir_all(&target)
         .with_context(|| format!("cannot create {}", target.display()))?;
     let log_path = target.join("fakecloud.log");

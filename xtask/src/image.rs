@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 use xshell::{cmd, Shell};
 
 use crate::ui::Ui;
+use crate::workspace::App;
 
 /// A local image ready to push.
 #[derive(Debug, Clone)]
@@ -34,12 +35,14 @@ pub async fn ensure(root: &Path, docker: &Docker, ui: &Ui, name: &str) -> Result
     let revision = git_revision(&sh);
     let triple = host_triple()?;
 
+    let ws = crate::workspace::get(root)?;
     let spinner = ui.spinner("app binary");
     spinner.set(format!(
-        "cargo build --release -p app --target {triple} (static)"
+        "cargo build --release -p {} --target {triple} (static)",
+        ws.app.package
     ));
-    build_static_binary(&sh, triple, &revision)?;
-    let binary = binary_path(&crate::project::target_dir(root)?, triple);
+    build_static_binary(&sh, &ws.app, triple, &revision)?;
+    let binary = ws.target_dir.join(triple).join("release").join(&ws.app.bin);
     let bytes =
         std::fs::read(&binary).with_context(|| format!("cannot read {}", binary.display()))?;
     if !is_static_elf(&bytes) {
@@ -69,7 +72,7 @@ pub async fn ensure(root: &Path, docker: &Docker, ui: &Ui, name: &str) -> Result
             spinner.set("docker build (FROM scratch)");
             let context = build_context(&dockerfile, &bytes)?;
             let args = HashMap::from([
-                ("VERSION", env_version(root)),
+                ("VERSION", ws.app.version.clone()),
                 ("REVISION", revision.clone()),
                 ("SOURCE", "cargo xtask".to_owned()),
             ]);
@@ -127,12 +130,13 @@ pub async fn ensure(root: &Path, docker: &Docker, ui: &Ui, name: &str) -> Result
     Ok(image)
 }
 
-fn build_static_binary(sh: &Shell, triple: &str, revision: &str) -> Result<()> {
-    let cargo = crate::project::cargo();
+fn build_static_binary(sh: &Shell, app: &App, triple: &str, revision: &str) -> Result<()> {
+    let cargo = crate::workspace::cargo();
+    let (package, bin) = (&app.package, &app.bin);
     let (flags_var, flags) = static_rustflags(triple, |var| std::env::var(var).ok());
     cmd!(
         sh,
-        "{cargo} build --release --locked --quiet -p app --target {triple}"
+        "{cargo} build --release --locked --quiet -p {package} --bin {bin} --target {triple}"
     )
     .env(flags_var, flags)
     .env("APP_GIT_REVISION", revision)
@@ -164,11 +168,6 @@ fn static_rustflags(triple: &str, var: impl Fn(&str) -> Option<String>) -> (Stri
         }
     }
     (target_var, FLAG.join(" "))
-}
-
-/// Where `cargo build --release --target <triple> -p app` puts the binary.
-fn binary_path(target_dir: &Path, triple: &str) -> PathBuf {
-    target_dir.join(triple).join("release").join("app")
 }
 
 pub fn host_triple() -> Result<&'static str> {
@@ -228,18 +227,6 @@ fn git_revision(sh: &Shell) -> String {
     } else {
         rev.to_owned()
     }
-}
-
-fn env_version(root: &Path) -> String {
-    std::fs::read_to_string(root.join("app").join("Cargo.toml"))
-        .ok()
-        .and_then(|t| {
-            t.lines().find_map(|l| {
-                l.strip_prefix("version = ")
-                    .map(|v| v.trim_matches('"').to_owned())
-            })
-        })
-        .unwrap_or_else(|| "unknown".into())
 }
 
 /// Deterministic tag: the revision plus a hash of everything that goes into the image.

@@ -28,6 +28,7 @@ mod session;
 mod stack;
 mod status;
 mod ui;
+mod workspace;
 
 use std::process::ExitCode;
 

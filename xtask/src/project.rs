@@ -13,45 +13,6 @@ pub fn root() -> PathBuf {
         .to_owned()
 }
 
-/// The `cargo` that runs xtask (the same toolchain builds the app).
-pub fn cargo() -> std::ffi::OsString {
-    std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
-}
-
-/// Where cargo builds this workspace: `target/` unless `CARGO_TARGET_DIR` or a cargo config's
-/// `build.target-dir` says otherwise (`cargo metadata` resolves both). Asked once per run.
-pub fn target_dir(root: &Path) -> Result<PathBuf> {
-    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    if let Some(dir) = DIR.get() {
-        return Ok(dir.clone());
-    }
-    let mut cargo = std::process::Command::new(cargo());
-    cargo.current_dir(root);
-    let dir = metadata_target_dir(cargo)?;
-    Ok(DIR.get_or_init(|| dir).clone())
-}
-
-fn metadata_target_dir(mut cargo: std::process::Command) -> Result<PathBuf> {
-    #[derive(serde::Deserialize)]
-    struct Metadata {
-        target_directory: PathBuf,
-    }
-    let out = cargo
-        .args(["metadata", "--no-deps", "--format-version", "1"])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .context("cannot run `cargo metadata` to find the target directory: is cargo on PATH?")?;
-    if !out.status.success() {
-        bail!(
-            "`cargo metadata` failed, so the target directory is unknown: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    let metadata: Metadata = serde_json::from_slice(&out.stdout)
-        .context("cannot read the target directory from `cargo metadata`")?;
-    Ok(metadata.target_directory)
-}
-
 /// The three stacks, in deployment order (`vpc` and `ecr` are independent).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum StackKind {
@@ -343,33 +304,6 @@ mod tests {
 
     const FILE: &str =
         "project: demo\nstacks:\n  vpc:\n    VpcCidr: 10.1.0.0/16\n  ecs:\n    DesiredCount: 2\n";
-
-    #[test]
-    fn the_target_directory_is_where_cargo_builds() {
-        let cargo = |dir: Option<&str>| {
-            let mut cmd = std::process::Command::new(cargo());
-            cmd.current_dir(root())
-                .env_remove("CARGO_TARGET_DIR")
-                .env_remove("CARGO_BUILD_TARGET_DIR");
-            if let Some(dir) = dir {
-                cmd.env("CARGO_TARGET_DIR", dir);
-            }
-            cmd
-        };
-        assert_eq!(
-            metadata_target_dir(cargo(None)).unwrap(),
-            root().join("target")
-        );
-        let elsewhere = std::env::temp_dir().join("xtask-target-dir-test");
-        assert_eq!(
-            metadata_target_dir(cargo(elsewhere.to_str())).unwrap(),
-            elsewhere
-        );
-        let mut outside = cargo(None);
-        outside.current_dir("/");
-        let err = metadata_target_dir(outside).unwrap_err().to_string();
-        assert!(err.contains("`cargo metadata` failed"), "{err}");
-    }
 
     #[test]
     fn names_include_project_and_environment() {

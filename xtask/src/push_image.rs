@@ -45,7 +45,9 @@ pub async fn prepare(root: &Path, docker: &Docker, ui: &Ui, env: &Environment) -
     let image = image::ensure(root, docker, ui, &env.prefix()).await?;
     let expect = expectations(env);
     let passed = preflight::Passed::new(
-        &crate::project::target_dir(root)?.join("xtask/preflight"),
+        &crate::workspace::get(root)?
+            .target_dir
+            .join("xtask/preflight"),
         &image,
         &expect,
     );
