@@ -72,10 +72,7 @@ fn engine_host(var: impl Fn(&str) -> Option<String>) -> Result<(String, String)>
         return Ok(default());
     };
     use sha2::{Digest, Sha256};
-    let id: String = Sha256::digest(&name)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let id = crate::image::hex(&Sha256::digest(&name));
     let meta = config_dir.join("contexts/meta").join(id).join("meta.json");
     let host = std::fs::read(&meta)
         .ok()

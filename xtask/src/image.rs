@@ -237,13 +237,12 @@ pub fn content_tag(revision: &str, dockerfile: &[u8], binary: &[u8]) -> String {
         h.update((part.len() as u64).to_le_bytes());
         h.update(part);
     }
-    let hex: String = h
-        .finalize()
-        .iter()
-        .take(6)
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("{revision}-{hex}")
+    format!("{revision}-{}", hex(&h.finalize()[..6]))
+}
+
+/// Lower-case hex, as digests and content ids are written.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The build context as an in-memory tar: the Dockerfile and the binary (mode 0555).

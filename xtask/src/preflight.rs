@@ -37,9 +37,8 @@ impl Passed {
     pub fn new(dir: &std::path::Path, image: &Image, expect: &Expectations) -> Passed {
         use sha2::{Digest, Sha256};
         let key = Sha256::digest(format!("{}\n{expect:?}", image.local_ref));
-        let hex: String = key[..12].iter().map(|b| format!("{b:02x}")).collect();
         Passed {
-            marker: dir.join(hex),
+            marker: dir.join(crate::image::hex(&key[..12])),
         }
     }
 
