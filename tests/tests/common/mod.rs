@@ -4,7 +4,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
@@ -67,7 +67,13 @@ pub fn xtask(args: &[&str]) -> (Output, String) {
 
 /// `cargo xtask` with extra environment variables (an empty value removes the variable).
 pub fn xtask_with(args: &[&str], env: &[(&str, &str)]) -> (Output, String) {
+    xtask_in(&root(), args, env)
+}
+
+/// `cargo xtask` in the workspace at `dir` (a copy of this one, say).
+pub fn xtask_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (Output, String) {
     let out = cargo_xtask(args, env)
+        .current_dir(dir)
         .output()
         .expect("cannot run cargo xtask");
     let text = format!(
