@@ -15,7 +15,13 @@ impl Copy {
     fn of_this_workspace(into: PathBuf) -> Copy {
         let _ = std::fs::remove_dir_all(&into);
         let files = std::process::Command::new("git")
-            .args(["ls-files", "-z", "--cached", "--others", "--exclude-standard"])
+            .args([
+                "ls-files",
+                "-z",
+                "--cached",
+                "--others",
+                "--exclude-standard",
+            ])
             .current_dir(root())
             .output()
             .expect("cannot run git ls-files");

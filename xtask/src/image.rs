@@ -32,10 +32,10 @@ pub struct Image {
 pub async fn ensure(root: &Path, docker: &Docker, ui: &Ui, name: &str) -> Result<Image> {
     let sh = Shell::new().context("cannot start a shell")?;
     sh.change_dir(root);
-    let revision = git_revision(&sh);
+    let ws = crate::workspace::get(root)?;
+    let revision = git_revision(&sh, &ws.app.sources);
     let triple = host_triple()?;
 
-    let ws = crate::workspace::get(root)?;
     let spinner = ui.spinner("app binary");
     spinner.set(format!(
         "cargo build --release -p {} --target {triple} (static)",
@@ -190,11 +190,8 @@ pub fn fargate_architecture(docker_arch: &str) -> Result<&'static str> {
     }
 }
 
-/// What the app binary is built from, relative to the workspace root. The revision the binary
-/// carries is the last commit that changed one of them: a commit that changes only `infra/` (or
-/// the README) leaves the binary, its image tag and the running tasks alone.
-const APP_INPUTS: &[&str] = &[
-    "app",
+/// What every build reads besides the app's sources, relative to the workspace root.
+const BUILD_INPUTS: &[&str] = &[
     "Cargo.toml",
     "Cargo.lock",
     ".cargo",
@@ -202,10 +199,17 @@ const APP_INPUTS: &[&str] = &[
     "rust-toolchain.toml",
 ];
 
-/// `abc1234def56`, the last commit that changed the app's inputs (`...-dirty` when they have
-/// uncommitted changes, or new files under `app/`); `nogit` outside git.
-fn git_revision(sh: &Shell) -> String {
-    let inputs = APP_INPUTS;
+/// `abc1234def56`, the last commit that changed what the binary is built from: the app's
+/// `sources` (`app/` and the workspace crates it depends on) and `BUILD_INPUTS`, so a commit
+/// that changes only `infra/` (or the README) leaves the binary, its image tag and the running
+/// tasks alone. `...-dirty` when those have uncommitted changes or new files; `nogit` outside git.
+fn git_revision(sh: &Shell, sources: &[PathBuf]) -> String {
+    let inputs: Vec<&std::ffi::OsStr> = sources
+        .iter()
+        .map(|p| p.as_os_str())
+        .chain(BUILD_INPUTS.iter().map(std::ffi::OsStr::new))
+        .collect();
+    let inputs = &inputs;
     let rev = cmd!(sh, "git log -1 --format=%H -- {inputs...}")
         .quiet()
         .ignore_stderr()
@@ -354,6 +358,8 @@ mod tests {
         std::fs::create_dir_all(dir.join("infra")).unwrap();
         let sh = Shell::new().unwrap();
         sh.change_dir(&dir);
+        let sources = [PathBuf::from("app"), PathBuf::from("crates/domain")];
+        let git_revision = |sh: &Shell| git_revision(sh, &sources);
         assert_eq!(git_revision(&sh), "nogit", "a folder without history");
         let commit = |message: &str| {
             cmd!(sh, "git add -A").quiet().run().unwrap();
@@ -392,6 +398,17 @@ mod tests {
         std::fs::write(dir.join("Cargo.lock"), "# lock\n").unwrap();
         let lock_commit = commit("lock");
         assert_eq!(git_revision(&sh), lock_commit);
+
+        // A workspace crate the app depends on is the app's too; one it does not is not.
+        std::fs::create_dir_all(dir.join("crates/domain/src")).unwrap();
+        std::fs::write(dir.join("crates/domain/src/lib.rs"), "").unwrap();
+        assert_eq!(git_revision(&sh), format!("{lock_commit}-dirty"));
+        let domain_commit = commit("domain");
+        assert_eq!(git_revision(&sh), domain_commit);
+        std::fs::create_dir_all(dir.join("crates/admin/src")).unwrap();
+        std::fs::write(dir.join("crates/admin/src/lib.rs"), "").unwrap();
+        commit("admin");
+        assert_eq!(git_revision(&sh), domain_commit);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

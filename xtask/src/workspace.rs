@@ -24,6 +24,9 @@ pub struct App {
     pub version: String,
     /// The binary the image runs.
     pub bin: String,
+    /// What the binary is built from inside the workspace, relative to its root: `app/` and the
+    /// directories of the path dependencies it builds with (a `crates/domain` say), transitively.
+    pub sources: Vec<PathBuf>,
 }
 
 /// The workspace at `root`, asked of cargo once per run.
@@ -57,6 +60,7 @@ fn parse(json: &[u8], app_dir: &Path) -> Result<Workspace> {
     #[derive(serde::Deserialize)]
     struct Metadata {
         target_directory: PathBuf,
+        workspace_root: PathBuf,
         packages: Vec<Package>,
     }
     #[derive(serde::Deserialize)]
@@ -65,6 +69,14 @@ fn parse(json: &[u8], app_dir: &Path) -> Result<Workspace> {
         version: String,
         manifest_path: PathBuf,
         targets: Vec<Target>,
+        dependencies: Vec<Dependency>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Dependency {
+        /// `null` (normal), `"build"` or `"dev"`.
+        kind: Option<String>,
+        /// Set for path dependencies only.
+        path: Option<PathBuf>,
     }
     #[derive(serde::Deserialize)]
     struct Target {
@@ -79,7 +91,7 @@ fn parse(json: &[u8], app_dir: &Path) -> Result<Workspace> {
     let manifest = app_dir.join("Cargo.toml");
     let Some(package) = metadata
         .packages
-        .into_iter()
+        .iter()
         .find(|p| same(&p.manifest_path, &manifest))
     else {
         bail!(
@@ -88,11 +100,41 @@ fn parse(json: &[u8], app_dir: &Path) -> Result<Workspace> {
             manifest.display()
         );
     };
+    // The app's directory and, through path dependencies that are not dev-only, every
+    // directory inside the workspace it builds from.
+    let mut sources: Vec<PathBuf> = Vec::new();
+    let mut todo: Vec<PathBuf> = package
+        .manifest_path
+        .parent()
+        .map(Path::to_owned)
+        .into_iter()
+        .collect();
+    while let Some(dir) = todo.pop() {
+        let Ok(relative) = dir.strip_prefix(&metadata.workspace_root) else {
+            continue; // outside the workspace (and its git history)
+        };
+        if sources.iter().any(|s| s == relative) {
+            continue;
+        }
+        sources.push(relative.to_owned());
+        let member = metadata
+            .packages
+            .iter()
+            .find(|p| p.manifest_path.parent().is_some_and(|d| same(d, &dir)));
+        todo.extend(
+            member
+                .iter()
+                .flat_map(|p| &p.dependencies)
+                .filter(|d| d.kind.as_deref() != Some("dev"))
+                .filter_map(|d| d.path.clone()),
+        );
+    }
+    sources.sort();
     let bins: Vec<String> = package
         .targets
-        .into_iter()
+        .iter()
         .filter(|t| t.kind.iter().any(|k| k == "bin"))
-        .map(|t| t.name)
+        .map(|t| t.name.clone())
         .collect();
     let bin = match bins.as_slice() {
         [one] => one.clone(),
@@ -110,12 +152,13 @@ fn parse(json: &[u8], app_dir: &Path) -> Result<Workspace> {
         ),
     };
     Ok(Workspace {
-        target_dir: metadata.target_directory,
         app: App {
-            package: package.name,
-            version: package.version,
+            package: package.name.clone(),
+            version: package.version.clone(),
             bin,
+            sources,
         },
+        target_dir: metadata.target_directory,
     })
 }
 
@@ -147,6 +190,7 @@ mod tests {
             ("app", "app")
         );
         assert_eq!(ws.app.version, "0.1.0");
+        assert_eq!(ws.app.sources, [PathBuf::from("app")]);
         let elsewhere = std::env::temp_dir().join("xtask-target-dir-test");
         assert_eq!(
             read(cargo(Some(&elsewhere)), &app_dir).unwrap().target_dir,
@@ -159,20 +203,38 @@ mod tests {
     }
 
     #[test]
-    fn the_app_package_may_have_any_name_and_one_binary() {
+    fn the_app_is_found_by_its_directory_with_its_binary_and_sources() {
         let json = |name: &str, bins: &[&str]| {
             let targets: Vec<_> = bins
                 .iter()
                 .map(|b| serde_json::json!({"name": b, "kind": ["bin"]}))
                 .chain([serde_json::json!({"name": name.replace('-', "_"), "kind": ["lib"]})])
                 .collect();
+            let lib = |name: &str, deps: serde_json::Value| {
+                serde_json::json!({"name": name, "version": "0.1.0",
+                    "manifest_path": format!("/w/crates/{name}/Cargo.toml"),
+                    "targets": [{"name": name, "kind": ["lib"]}], "dependencies": deps})
+            };
             serde_json::json!({
                 "target_directory": "/t",
+                "workspace_root": "/w",
                 "packages": [
                     {"name": "xtask", "version": "0.1.0", "manifest_path": "/w/xtask/Cargo.toml",
-                     "targets": [{"name": "xtask", "kind": ["bin"]}]},
+                     "targets": [{"name": "xtask", "kind": ["bin"]}],
+                     "dependencies": [{"kind": null, "path": "/w/crates/admin"}]},
                     {"name": name, "version": "2.3.4", "manifest_path": "/w/app/Cargo.toml",
-                     "targets": targets},
+                     "targets": targets,
+                     "dependencies": [
+                        {"kind": null},
+                        {"kind": null, "path": "/w/crates/domain"},
+                        {"kind": "dev", "path": "/w/crates/testkit"},
+                        {"kind": "build", "path": "/w/vendor/codegen"},
+                        {"kind": null, "path": "/elsewhere/shared"},
+                     ]},
+                    lib("domain", serde_json::json!([{"kind": null, "path": "/w/crates/core"}])),
+                    lib("core", serde_json::json!([{"kind": null, "path": "/w/crates/domain"}])),
+                    lib("testkit", serde_json::json!([])),
+                    lib("admin", serde_json::json!([])),
                 ]
             })
             .to_string()
@@ -185,7 +247,12 @@ mod tests {
             App {
                 package: "orders-api".into(),
                 version: "2.3.4".into(),
-                bin: "server".into()
+                bin: "server".into(),
+                // Not the dev-dependency, not what only xtask uses, nothing outside; a build
+                // dependency outside the members too; the cycle ends.
+                sources: ["app", "crates/core", "crates/domain", "vendor/codegen"]
+                    .map(PathBuf::from)
+                    .to_vec(),
             }
         );
         assert_eq!(app("orders", &["migrate", "orders"]).unwrap().bin, "orders");
