@@ -134,3 +134,28 @@ fn parameters_a_template_rule_refuses_together() {
     );
     assert!(!text.contains("app binary"), "{text}");
 }
+
+#[test]
+fn an_image_that_fails_the_target_groups_health_check_stops_before_aws() {
+    // The app answers /health only: a target group checking another path would never see it
+    // healthy. The pre-flight runs the image and asks what the target group will ask.
+    let (out, text) = with_env_file(
+        "badhealth",
+        "project: badhealth\nstacks:\n  ecs:\n    HealthCheckPath: /ready\n",
+        "deploy",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let line = error_line(&text);
+    assert!(
+        line.contains("pre-flight of badhealth-badhealth:")
+            && line.contains("failed, so nothing was deployed")
+            && line.ends_with("/ready answered 404, the target group wants 200"),
+        "{line}"
+    );
+    // The container's last log lines: the app logged the probe it refused.
+    assert!(
+        text.contains(r#""path":"/ready","status":404"#),
+        "no log lines of the container:\n{text}"
+    );
+    assert!(!text.contains("stack"), "AWS was called:\n{text}");
+}

@@ -731,25 +731,26 @@ fn rollout_floor_is_a_minute_or_less() {
     }
 }
 
+/// xtask's pre-flight reads the port from the template; the image must expose the same one.
 #[test]
-fn the_container_port_is_the_same_in_dockerfile_template_and_xtask() {
+fn the_container_port_is_the_same_in_dockerfile_and_template() {
     let ecs = Template::load("ecs");
     let template_port = ecs.root["Mappings"]["App"]["Container"]["Port"]
         .as_u64()
         .expect("App.Container.Port");
     let dockerfile = std::fs::read_to_string(root().join("app/Dockerfile")).unwrap();
-    let exposed: u64 = dockerfile
-        .lines()
-        .find_map(|l| l.strip_prefix("EXPOSE "))
-        .and_then(|p| p.trim().parse().ok())
-        .expect("EXPOSE <port> in app/Dockerfile");
-    let xtask = std::fs::read_to_string(root().join("xtask/src/push_image.rs")).unwrap();
-    let constant: u64 = xtask
-        .lines()
-        .find_map(|l| l.strip_prefix("pub const CONTAINER_PORT: u16 = "))
-        .and_then(|p| p.trim_end_matches(';').parse().ok())
-        .expect("CONTAINER_PORT in xtask/src/push_image.rs");
-    assert_eq!((exposed, constant), (template_port, template_port));
+    let line = |prefix: &str| -> u64 {
+        dockerfile
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{prefix}<port> in app/Dockerfile"))
+    };
+    assert_eq!(
+        (line("EXPOSE "), line("ENV PORT=")),
+        (template_port, template_port),
+        "app/Dockerfile's EXPOSE and PORT must be infra/ecs.yaml's App.Container.Port"
+    );
 }
 
 #[test]

@@ -146,17 +146,19 @@ pub async fn run(root: &Path, cmd: flags::Deploy) -> Result<()> {
 
     let local_url = if s.local {
         let t = Instant::now();
+        let health_path = s.env.health_check_path()?;
         let url = fakecloud::wait_for_url(
             &s.ui,
             ecs.outputs
                 .get("LoadBalancerArn")
                 .ok_or_else(|| missing_output("LoadBalancerArn"))?,
+            &health_path,
         )
         .await?;
         phases.push((
             "local health check",
             t.elapsed(),
-            format!("{url}/health answered 200"),
+            format!("{url}{health_path} answered 200"),
         ));
         Some(url)
     } else {

@@ -215,8 +215,9 @@ pub async fn task_output_groups(
     Ok(groups)
 }
 
-/// fakecloud binds the load balancer on a local port; wait until the app answers through it.
-pub async fn wait_for_url(ui: &Ui, lb_arn: &str) -> Result<String> {
+/// fakecloud binds the load balancer on a local port; wait until the app answers `health_path`
+/// (the target group's) through it.
+pub async fn wait_for_url(ui: &Ui, lb_arn: &str, health_path: &str) -> Result<String> {
     let spinner = ui.spinner("local url");
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
@@ -227,13 +228,13 @@ pub async fn wait_for_url(ui: &Ui, lb_arn: &str) -> Result<String> {
                     .trim_start_matches("http://")
                     .parse()
                     .context("bad local address")?;
-                match http_get_at(addr, "/health") {
+                match http_get_at(addr, health_path) {
                     Ok((200, _)) => {
-                        spinner.done(format!("{url}/health answered 200"));
+                        spinner.done(format!("{url}{health_path} answered 200"));
                         return Ok(url);
                     }
-                    Ok((status, _)) => last = format!("{url}/health answered {status}"),
-                    Err(e) => last = format!("{url}/health: {e}"),
+                    Ok((status, _)) => last = format!("{url}{health_path} answered {status}"),
+                    Err(e) => last = format!("{url}{health_path}: {e}"),
                 }
             }
             Err(e) => last = format!("{e:#}"),

@@ -19,6 +19,8 @@ use crate::ui::Ui;
 #[derive(Debug)]
 pub struct Expectations {
     pub container_port: u16,
+    /// The target group's `HealthCheckPath`.
+    pub health_path: String,
     /// `X86_64` / `ARM64`, when the environment pins one; otherwise the image's own is used.
     pub cpu_architecture: Option<String>,
     /// How long one health request may take (the target group's `HealthCheckTimeoutSeconds`).
@@ -93,7 +95,8 @@ pub async fn check(
     let outcome = match result {
         Ok(took) => {
             spinner.done(format!(
-                "/health answered 200 {} after start",
+                "{} answered 200 {} after start",
+                expect.health_path,
                 crate::ui::format_duration(took)
             ));
             Ok(took)
@@ -101,10 +104,17 @@ pub async fn check(
         Err(e) => {
             spinner.failed("failed");
             let logs = last_logs(docker, &name, 20).await;
+            if logs.is_empty() {
+                ui.line("the container wrote no log lines");
+            } else {
+                ui.line("the container's last log lines:");
+                for line in logs.lines() {
+                    ui.line(format!("  {line}"));
+                }
+            }
             Err(e.context(format!(
-                "pre-flight of {} failed, so nothing was deployed; the container's last log lines:\n{}",
-                image.local_ref,
-                if logs.is_empty() { "(none)".to_owned() } else { logs }
+                "pre-flight of {} failed, so nothing was deployed (the container's last log lines are above)",
+                image.local_ref
             )))
         }
     };
@@ -153,19 +163,20 @@ async fn run_checks(docker: &Docker, name: &str, expect: &Expectations) -> Resul
             bail!("the container exited with code {code} right after starting");
         }
         let asked = Instant::now();
-        match crate::fakecloud::http_get_at(addr, "/health") {
+        let path = expect.health_path.as_str();
+        match crate::fakecloud::http_get_at(addr, path) {
             Ok((200, _)) if asked.elapsed() <= expect.health_timeout => {
                 return Ok(started.elapsed())
             }
             Ok((200, _)) => {
                 last = format!(
-                    "/health took {:?}, over the target group's {:?} timeout",
+                    "{path} took {:?}, over the target group's {:?} timeout",
                     asked.elapsed(),
                     expect.health_timeout
                 )
             }
             Ok((status, _)) => {
-                last = format!("/health answered {status}, the target group wants 200")
+                last = format!("{path} answered {status}, the target group wants 200")
             }
             Err(e) => {
                 last = format!(
@@ -241,6 +252,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("xtask-preflight-test-{}", std::process::id()));
         let expect = |arch: Option<&str>| Expectations {
             container_port: 8080,
+            health_path: "/health".into(),
             cpu_architecture: arch.map(str::to_owned),
             health_timeout: Duration::from_secs(2),
             startup_timeout: Duration::from_secs(15),

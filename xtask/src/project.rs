@@ -251,6 +251,28 @@ impl Environment {
     }
 
     /// Parameters for `kind`: ProjectName, EnvName, the file's values, then `extra` (computed by xtask).
+    /// The value a stack gets for parameter `name` (computed values aside): the file's, else the
+    /// template's `Default`.
+    pub fn parameter(&self, kind: StackKind, name: &str) -> Result<Option<String>> {
+        if let Some(value) = self.parameters(kind, &[]).remove(name) {
+            return Ok(Some(value));
+        }
+        let declared = crate::parameters::declared(&self.template(kind)?).with_context(|| {
+            format!(
+                "{} is not a valid CloudFormation template",
+                self.template_path(kind).display()
+            )
+        })?;
+        Ok(declared.get(name).and_then(|d| d.default.clone()))
+    }
+
+    /// The path the target group checks (`HealthCheckPath`; AWS's default is `/`).
+    pub fn health_check_path(&self) -> Result<String> {
+        Ok(self
+            .parameter(StackKind::Ecs, "HealthCheckPath")?
+            .unwrap_or_else(|| "/".to_owned()))
+    }
+
     pub fn parameters(
         &self,
         kind: StackKind,
@@ -310,6 +332,20 @@ mod tests {
         let env = Environment::parse("prod", FILE, PathBuf::from("infra")).unwrap();
         assert_eq!(env.stack_name(StackKind::Ecs), "demo-prod-ecs");
         assert_eq!(env.prefix(), "demo-prod");
+    }
+
+    #[test]
+    fn a_parameter_is_the_files_value_else_the_templates_default() {
+        let file = "project: demo\nstacks:\n  ecs:\n    HealthCheckPath: /healthz\n";
+        let infra = root().join("infra");
+        let env = Environment::parse("dev", file, infra.clone()).unwrap();
+        let value = |env: &Environment, name| env.parameter(StackKind::Ecs, name).unwrap();
+        assert_eq!(value(&env, "HealthCheckPath").as_deref(), Some("/healthz"));
+        assert_eq!(value(&env, "Cpu").as_deref(), Some("256"));
+        assert_eq!(value(&env, "ImageUri"), None, "declared without a default");
+        assert_eq!(value(&env, "NoSuchParameter"), None);
+        let env = Environment::parse("dev", "project: demo\n", infra).unwrap();
+        assert_eq!(value(&env, "HealthCheckPath").as_deref(), Some("/health"));
     }
 
     #[test]

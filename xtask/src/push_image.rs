@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use bollard::Docker;
 
 use crate::flags;
@@ -35,15 +35,11 @@ pub async fn run(root: &Path, cmd: flags::PushImage) -> Result<()> {
     Ok(())
 }
 
-/// The port the app listens on in its container: `App.Container.Port` in infra/ecs.yaml and
-/// `EXPOSE` in app/Dockerfile (a test in tests/ keeps all three equal).
-pub const CONTAINER_PORT: u16 = 8080;
-
 /// Build the image (if needed) and run the pre-flight checks, unless this very image passed them
 /// before: everything that needs no AWS.
 pub async fn prepare(root: &Path, docker: &Docker, ui: &Ui, env: &Environment) -> Result<Image> {
+    let expect = expectations(env)?;
     let image = image::ensure(root, docker, ui, &env.prefix()).await?;
-    let expect = expectations(env);
     let passed = preflight::Passed::new(
         &crate::workspace::get(root)?
             .target_dir
@@ -63,18 +59,36 @@ pub async fn prepare(root: &Path, docker: &Docker, ui: &Ui, env: &Environment) -
     Ok(image)
 }
 
-/// What the task definition will ask of the image, for the pre-flight.
-pub fn expectations(env: &Environment) -> Expectations {
-    Expectations {
-        container_port: CONTAINER_PORT,
+/// What the task definition and the target group will ask of the image, for the pre-flight:
+/// read from infra/ecs.yaml and the environment's parameters, so the checks follow the template.
+pub fn expectations(env: &Environment) -> Result<Expectations> {
+    let file = env.template_path(StackKind::Ecs).display().to_string();
+    let doc = crate::parameters::parse(&env.template(StackKind::Ecs)?)
+        .with_context(|| format!("{file} is not a valid CloudFormation template"))?;
+    let container_port = doc["Mappings"]["App"]["Container"]["Port"]
+        .as_u64()
+        .and_then(|p| u16::try_from(p).ok())
+        .with_context(|| format!("{file} has no port number under Mappings.App.Container.Port"))?;
+    let target_group = doc["Resources"]
+        .as_mapping()
+        .into_iter()
+        .flat_map(|resources| resources.values())
+        .find(|r| r["Type"].as_str() == Some("AWS::ElasticLoadBalancingV2::TargetGroup"));
+    // AWS's default for an HTTP target group of type ip.
+    let health_timeout = target_group
+        .and_then(|tg| tg["Properties"]["HealthCheckTimeoutSeconds"].as_u64())
+        .unwrap_or(5);
+    Ok(Expectations {
+        container_port,
+        health_path: env.health_check_path()?,
+        // Only when the file pins one: otherwise deploy passes the image's own.
         cpu_architecture: env
             .parameters(StackKind::Ecs, &[])
             .get("CpuArchitecture")
             .cloned(),
-        // The ecs template's HealthCheckTimeoutSeconds.
-        health_timeout: Duration::from_secs(2),
+        health_timeout: Duration::from_secs(health_timeout),
         startup_timeout: Duration::from_secs(15),
-    }
+    })
 }
 
 /// Push the image unless ECR already has its tag.
@@ -88,4 +102,47 @@ pub async fn push(session: &Session, docker: &Docker, image: &Image) -> Result<P
         &repository,
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pre_flight_expects_what_the_template_and_the_file_say() {
+        let infra = std::env::temp_dir().join(format!("xtask-expect-{}", std::process::id()));
+        std::fs::create_dir_all(&infra).unwrap();
+        std::fs::write(
+            infra.join("ecs.yaml"),
+            "Parameters:\n  HealthCheckPath: { Type: String, Default: /ready }\n\
+             Mappings:\n  App:\n    Container: { Port: 9000 }\n\
+             Resources:\n  Tg:\n    Type: AWS::ElasticLoadBalancingV2::TargetGroup\n\
+             \x20   Properties: { HealthCheckTimeoutSeconds: 4 }\n",
+        )
+        .unwrap();
+        let env = |file: &str| Environment::parse("dev", file, infra.clone()).unwrap();
+        let expect = expectations(&env("project: demo\n")).unwrap();
+        assert_eq!(
+            (
+                expect.container_port,
+                expect.health_path.as_str(),
+                expect.health_timeout,
+                expect.cpu_architecture
+            ),
+            (9000, "/ready", Duration::from_secs(4), None)
+        );
+        let pinned = env("project: demo\nstacks:\n  ecs:\n    HealthCheckPath: /healthz\n    CpuArchitecture: ARM64\n");
+        let expect = expectations(&pinned).unwrap();
+        assert_eq!(expect.health_path, "/healthz");
+        assert_eq!(expect.cpu_architecture.as_deref(), Some("ARM64"));
+        std::fs::write(infra.join("ecs.yaml"), "Resources: {}\n").unwrap();
+        let err = expectations(&env("project: demo\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("has no port number under Mappings.App.Container.Port"),
+            "{err}"
+        );
+        let _ = std::fs::remove_dir_all(&infra);
+    }
 }
