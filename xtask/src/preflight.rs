@@ -21,6 +21,10 @@ pub struct Expectations {
     pub container_port: u16,
     /// The target group's `HealthCheckPath`.
     pub health_path: String,
+    /// The container's `User` in the task definition (else the image's `USER`).
+    pub user: Option<String>,
+    /// The task's memory in MiB: the container may not use more.
+    pub memory_mib: Option<u64>,
     /// `X86_64` / `ARM64`, when the environment pins one; otherwise the image's own is used.
     pub cpu_architecture: Option<String>,
     /// How long one health request may take (the target group's `HealthCheckTimeoutSeconds`).
@@ -72,9 +76,11 @@ pub async fn check(
         image: Some(image.local_ref.clone()),
         env: Some(vec![format!("PORT={}", expect.container_port)]),
         exposed_ports: Some(vec![format!("{}/tcp", expect.container_port)]),
+        user: expect.user.clone(),
         host_config: Some(HostConfig {
             publish_all_ports: Some(true),
             readonly_rootfs: Some(true),
+            memory: expect.memory_mib.map(|mib| (mib * 1024 * 1024) as i64),
             ..Default::default()
         }),
         ..Default::default()
@@ -253,6 +259,8 @@ mod tests {
         let expect = |arch: Option<&str>| Expectations {
             container_port: 8080,
             health_path: "/health".into(),
+            user: None,
+            memory_mib: None,
             cpu_architecture: arch.map(str::to_owned),
             health_timeout: Duration::from_secs(2),
             startup_timeout: Duration::from_secs(15),

@@ -69,11 +69,16 @@ pub fn expectations(env: &Environment) -> Result<Expectations> {
         .as_u64()
         .and_then(|p| u16::try_from(p).ok())
         .with_context(|| format!("{file} has no port number under Mappings.App.Container.Port"))?;
-    let target_group = doc["Resources"]
-        .as_mapping()
-        .into_iter()
-        .flat_map(|resources| resources.values())
-        .find(|r| r["Type"].as_str() == Some("AWS::ElasticLoadBalancingV2::TargetGroup"));
+    let resource = |ty: &str| {
+        doc["Resources"]
+            .as_mapping()
+            .into_iter()
+            .flat_map(|resources| resources.values())
+            .find(|r| r["Type"].as_str() == Some(ty))
+    };
+    let target_group = resource("AWS::ElasticLoadBalancingV2::TargetGroup");
+    let container =
+        resource("AWS::ECS::TaskDefinition").map(|td| &td["Properties"]["ContainerDefinitions"][0]);
     // AWS's default for an HTTP target group of type ip.
     let health_timeout = target_group
         .and_then(|tg| tg["Properties"]["HealthCheckTimeoutSeconds"].as_u64())
@@ -81,6 +86,10 @@ pub fn expectations(env: &Environment) -> Result<Expectations> {
     Ok(Expectations {
         container_port,
         health_path: env.health_check_path()?,
+        user: container.and_then(|c| c["User"].as_str().map(str::to_owned)),
+        memory_mib: env
+            .parameter(StackKind::Ecs, "Memory")?
+            .and_then(|m| m.parse().ok()),
         // Only when the file pins one: otherwise deploy passes the image's own.
         cpu_architecture: env
             .parameters(StackKind::Ecs, &[])
@@ -117,7 +126,9 @@ mod tests {
             "Parameters:\n  HealthCheckPath: { Type: String, Default: /ready }\n\
              Mappings:\n  App:\n    Container: { Port: 9000 }\n\
              Resources:\n  Tg:\n    Type: AWS::ElasticLoadBalancingV2::TargetGroup\n\
-             \x20   Properties: { HealthCheckTimeoutSeconds: 4 }\n",
+             \x20   Properties: { HealthCheckTimeoutSeconds: 4 }\n\
+             \x20 Task:\n    Type: AWS::ECS::TaskDefinition\n\
+             \x20   Properties: { ContainerDefinitions: [{ Name: app, User: \"1000:1000\" }] }\n",
         )
         .unwrap();
         let env = |file: &str| Environment::parse("dev", file, infra.clone()).unwrap();
@@ -131,10 +142,26 @@ mod tests {
             ),
             (9000, "/ready", Duration::from_secs(4), None)
         );
+        assert_eq!(expect.user.as_deref(), Some("1000:1000"));
+        assert_eq!(
+            expect.memory_mib, None,
+            "no Memory parameter in this template"
+        );
         let pinned = env("project: demo\nstacks:\n  ecs:\n    HealthCheckPath: /healthz\n    CpuArchitecture: ARM64\n");
         let expect = expectations(&pinned).unwrap();
         assert_eq!(expect.health_path, "/healthz");
         assert_eq!(expect.cpu_architecture.as_deref(), Some("ARM64"));
+        let real = Environment::parse(
+            "dev",
+            "project: demo\n",
+            crate::project::root().join("infra"),
+        );
+        let real = expectations(&real.unwrap()).unwrap();
+        assert_eq!(
+            real.memory_mib,
+            Some(512),
+            "infra/ecs.yaml's Memory default"
+        );
         std::fs::write(infra.join("ecs.yaml"), "Resources: {}\n").unwrap();
         let err = expectations(&env("project: demo\n"))
             .unwrap_err()
