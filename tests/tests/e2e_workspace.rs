@@ -125,4 +125,20 @@ fn a_renamed_service_outside_git_builds_where_cargo_builds() {
         ["vpc", "ecr", "ecs"].map(|s| format!("orders-dev-{s}")),
         "after destroy",
     );
+
+    // A container health check the binary does not answer would have ECS replace every task:
+    // the pre-flight runs it as ECS would, before any AWS call.
+    copy.edit(
+        "infra/ecs.yaml",
+        r#"["CMD", "/app", "--health-check"]"#,
+        r#"["CMD", "/app", "--no-such-flag"]"#,
+    );
+    let (out, text) = xtask_in(&copy.0, &["push-image", "--local"], &env);
+    assert_eq!(out.status.code(), Some(1));
+    let line = error_line(&text);
+    assert!(
+        line.contains("the container health check `/app --no-such-flag` exited with code 2")
+            && line.contains("unknown argument"),
+        "{line}"
+    );
 }

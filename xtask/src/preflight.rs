@@ -1,6 +1,7 @@
 //! Pre-flight: before any AWS call, run the freshly built image locally the way ECS will (its
-//! port, a read-only root filesystem) and check it answers its health route in time and was built
-//! for the platform the task definition asks for. A bad image stops here, not 10 minutes into a rollout.
+//! port, user, memory, a read-only root filesystem) and check it answers the target group's
+//! health path in time, passes the task's container health check, and was built for the platform
+//! the task definition asks for. A bad image stops here, not 10 minutes into a rollout.
 
 use std::time::{Duration, Instant};
 
@@ -25,12 +26,35 @@ pub struct Expectations {
     pub user: Option<String>,
     /// The task's memory in MiB: the container may not use more.
     pub memory_mib: Option<u64>,
+    /// The task definition's container health check, when it has one.
+    pub container_health: Option<ContainerHealth>,
     /// `X86_64` / `ARM64`, when the environment pins one; otherwise the image's own is used.
     pub cpu_architecture: Option<String>,
     /// How long one health request may take (the target group's `HealthCheckTimeoutSeconds`).
     pub health_timeout: Duration,
     /// How long the app may take to start answering.
     pub startup_timeout: Duration,
+}
+
+/// A container health check as the task definition states it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContainerHealth {
+    /// `["CMD", program, args...]` or `["CMD-SHELL", script]`.
+    pub command: Vec<String>,
+    pub timeout: Duration,
+}
+
+impl ContainerHealth {
+    /// What runs inside the container: CMD-SHELL needs the image's `/bin/sh`.
+    fn argv(&self) -> Vec<String> {
+        match self.command.split_first() {
+            Some((kind, rest)) if kind == "CMD" => rest.to_vec(),
+            Some((kind, rest)) if kind == "CMD-SHELL" => {
+                ["/bin/sh".to_owned(), "-c".to_owned(), rest.join(" ")].to_vec()
+            }
+            _ => self.command.clone(),
+        }
+    }
 }
 
 /// A pre-flight that passed, remembered as a file in `dir` (`target/xtask/preflight/`): the
@@ -97,13 +121,25 @@ pub async fn check(
                 image.local_ref
             )
         })?;
-    let result = run_checks(docker, &name, expect).await;
+    let result = match run_checks(docker, &name, expect).await {
+        Ok(took) => match &expect.container_health {
+            Some(health) => run_container_health(docker, &name, health)
+                .await
+                .map(|()| took),
+            None => Ok(took),
+        },
+        Err(e) => Err(e),
+    };
     let outcome = match result {
         Ok(took) => {
             spinner.done(format!(
-                "{} answered 200 {} after start",
+                "{} answered 200 {} after start{}",
                 expect.health_path,
-                crate::ui::format_duration(took)
+                crate::ui::format_duration(took),
+                match &expect.container_health {
+                    Some(health) => format!("; `{}` exited 0", health.argv().join(" ")),
+                    None => String::new(),
+                }
             ));
             Ok(took)
         }
@@ -199,6 +235,72 @@ async fn run_checks(docker: &Docker, name: &str, expect: &Expectations) -> Resul
     )
 }
 
+/// The task's container health check, run in the container as ECS runs it: a failing one makes
+/// ECS replace every task, however well the app answers the load balancer.
+async fn run_container_health(docker: &Docker, name: &str, health: &ContainerHealth) -> Result<()> {
+    use bollard::exec::{StartExecOptions, StartExecResults};
+    let argv = health.argv();
+    let shown = argv.join(" ");
+    let exec = docker
+        .create_exec(
+            name,
+            bollard::models::ExecConfig {
+                cmd: Some(argv.clone()),
+                attach_stdout: Some(true),
+                attach_stderr: Some(true),
+                ..Default::default()
+            },
+        )
+        .await
+        .with_context(|| format!("cannot run the container health check `{shown}`"))?;
+    let run = async {
+        let mut output = String::new();
+        if let StartExecResults::Attached {
+            output: mut stream, ..
+        } = docker
+            .start_exec(
+                &exec.id,
+                Some(StartExecOptions {
+                    detach: false,
+                    tty: false,
+                    output_capacity: None,
+                }),
+            )
+            .await?
+        {
+            while let Some(Ok(chunk)) = stream.next().await {
+                output.push_str(&chunk.to_string());
+            }
+        }
+        let code = docker.inspect_exec(&exec.id).await?.exit_code;
+        anyhow::Ok((code, output))
+    };
+    let (code, output) = tokio::time::timeout(health.timeout, run)
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "the container health check `{shown}` took over its {:?} timeout: ECS would mark \
+                 every task unhealthy and replace it",
+                health.timeout
+            )
+        })?
+        .with_context(|| format!("cannot run the container health check `{shown}`"))?;
+    let output = output.split_whitespace().collect::<Vec<_>>().join(" ");
+    match code {
+        Some(0) => Ok(()),
+        _ if argv.first().map(String::as_str) == Some("/bin/sh") => bail!(
+            "the container health check is CMD-SHELL, which needs /bin/sh, and the image has none \
+             ({output}): make it [\"CMD\", \"/app\", \"--health-check\"] in infra/ecs.yaml"
+        ),
+        code => bail!(
+            "the container health check `{shown}` exited with {} ({output}): ECS would mark every \
+             task unhealthy and replace it; make the binary answer it, or set \
+             ContainerHealthCheck: \"false\" under stacks.ecs",
+            code.map_or("no code".to_owned(), |c| format!("code {c}"))
+        ),
+    }
+}
+
 /// The image must be a Linux image for the architecture the task definition declares.
 pub fn platform_matches(image: &Image, wanted: Option<&str>) -> Result<()> {
     match wanted {
@@ -261,6 +363,7 @@ mod tests {
             health_path: "/health".into(),
             user: None,
             memory_mib: None,
+            container_health: None,
             cpu_architecture: arch.map(str::to_owned),
             health_timeout: Duration::from_secs(2),
             startup_timeout: Duration::from_secs(15),

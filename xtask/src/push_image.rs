@@ -9,7 +9,7 @@ use bollard::Docker;
 
 use crate::flags;
 use crate::image::{self, Image};
-use crate::preflight::{self, Expectations};
+use crate::preflight::{self, ContainerHealth, Expectations};
 use crate::project::{Environment, StackKind};
 use crate::registry::{self, Pushed};
 use crate::session::Session;
@@ -87,6 +87,10 @@ pub fn expectations(env: &Environment) -> Result<Expectations> {
         container_port,
         health_path: env.health_check_path()?,
         user: container.and_then(|c| c["User"].as_str().map(str::to_owned)),
+        container_health: match env.parameter(StackKind::Ecs, "ContainerHealthCheck")? {
+            Some(off) if off == "false" => None,
+            _ => container.and_then(|c| container_health(&c["HealthCheck"])),
+        },
         memory_mib: env
             .parameter(StackKind::Ecs, "Memory")?
             .and_then(|m| m.parse().ok()),
@@ -97,6 +101,28 @@ pub fn expectations(env: &Environment) -> Result<Expectations> {
             .cloned(),
         health_timeout: Duration::from_secs(health_timeout),
         startup_timeout: Duration::from_secs(15),
+    })
+}
+
+/// A container definition's `HealthCheck` (through an `!If`, its first branch: the template
+/// guards it with a condition).
+fn container_health(check: &serde_yaml::Value) -> Option<ContainerHealth> {
+    use serde_yaml::Value;
+    let check = match check {
+        Value::Tagged(t) if t.tag == "If" => &t.value[1],
+        Value::Mapping(m) if m.contains_key("Fn::If") => &m["Fn::If"][1],
+        other => other,
+    };
+    let command: Vec<String> = check["Command"]
+        .as_sequence()?
+        .iter()
+        .map(|part| part.as_str().map(str::to_owned))
+        .collect::<Option<_>>()?;
+    // ECS's default timeout.
+    let timeout = check["Timeout"].as_u64().unwrap_or(5);
+    Some(ContainerHealth {
+        command,
+        timeout: Duration::from_secs(timeout),
     })
 }
 
@@ -128,7 +154,8 @@ mod tests {
              Resources:\n  Tg:\n    Type: AWS::ElasticLoadBalancingV2::TargetGroup\n\
              \x20   Properties: { HealthCheckTimeoutSeconds: 4 }\n\
              \x20 Task:\n    Type: AWS::ECS::TaskDefinition\n\
-             \x20   Properties: { ContainerDefinitions: [{ Name: app, User: \"1000:1000\" }] }\n",
+             \x20   Properties: { ContainerDefinitions: [{ Name: app, User: \"1000:1000\",\
+             \x20     HealthCheck: !If [On, { Command: [CMD, /srv, --ok] }, !Ref AWS::NoValue] }] }\n",
         )
         .unwrap();
         let env = |file: &str| Environment::parse("dev", file, infra.clone()).unwrap();
@@ -143,6 +170,13 @@ mod tests {
             (9000, "/ready", Duration::from_secs(4), None)
         );
         assert_eq!(expect.user.as_deref(), Some("1000:1000"));
+        assert_eq!(
+            expect.container_health,
+            Some(ContainerHealth {
+                command: ["CMD", "/srv", "--ok"].map(str::to_owned).to_vec(),
+                timeout: Duration::from_secs(5)
+            })
+        );
         assert_eq!(
             expect.memory_mib, None,
             "no Memory parameter in this template"
@@ -162,6 +196,16 @@ mod tests {
             Some(512),
             "infra/ecs.yaml's Memory default"
         );
+        let health = real
+            .container_health
+            .expect("infra/ecs.yaml's container health check");
+        assert!(
+            health.command.contains(&"--health-check".to_owned()),
+            "{health:?}"
+        );
+        let off = "project: demo\nstacks:\n  ecs:\n    ContainerHealthCheck: \"false\"\n";
+        let off = Environment::parse("dev", off, crate::project::root().join("infra")).unwrap();
+        assert_eq!(expectations(&off).unwrap().container_health, None);
         std::fs::write(infra.join("ecs.yaml"), "Resources: {}\n").unwrap();
         let err = expectations(&env("project: demo\n"))
             .unwrap_err()
