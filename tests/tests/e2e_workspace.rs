@@ -141,4 +141,23 @@ fn a_renamed_service_outside_git_builds_where_cargo_builds() {
             && line.contains("unknown argument"),
         "{line}"
     );
+
+    // Ctrl-C while the app builds: the build stops, and so does xtask, as at any other wait.
+    copy.edit(
+        "app/src/main.rs",
+        "fn main() -> ExitCode {",
+        "fn main() -> ExitCode {\n    let _edited = 1;",
+    );
+    let (code, text) = xtask_interrupted_in(
+        &copy.0,
+        &["push-image", "--local"],
+        &env,
+        "app binary: cargo build",
+    );
+    assert_eq!(code, Some(130), "not stopped by Ctrl-C during the build");
+    assert!(
+        text.contains("interrupted: stopped; nothing it started is still running in AWS")
+            && !text.contains("error:"),
+        "{text}"
+    );
 }

@@ -41,7 +41,7 @@ pub async fn ensure(root: &Path, docker: &Docker, ui: &Ui, name: &str) -> Result
         "cargo build --release -p {} --target {triple} (static)",
         ws.app.package
     ));
-    build_static_binary(&sh, &ws.app, triple, &revision)?;
+    build_static_binary(root, &ws.app, triple, &revision).await?;
     let binary = ws.target_dir.join(triple).join("release").join(&ws.app.bin);
     let bytes =
         std::fs::read(&binary).with_context(|| format!("cannot read {}", binary.display()))?;
@@ -130,18 +130,30 @@ pub async fn ensure(root: &Path, docker: &Docker, ui: &Ui, name: &str) -> Result
     Ok(image)
 }
 
-fn build_static_binary(sh: &Shell, app: &App, triple: &str, revision: &str) -> Result<()> {
-    let cargo = crate::workspace::cargo();
-    let (package, bin) = (&app.package, &app.bin);
+/// `cargo build` of the app, awaited (not blocking the runtime), so Ctrl-C is handled as
+/// anywhere else: it reaches cargo too, which stops.
+async fn build_static_binary(root: &Path, app: &App, triple: &str, revision: &str) -> Result<()> {
     let (flags_var, flags) = static_rustflags(triple, |var| std::env::var(var).ok());
-    cmd!(
-        sh,
-        "{cargo} build --release --locked --quiet -p {package} --bin {bin} --target {triple}"
-    )
-    .env(flags_var, flags)
-    .env("APP_GIT_REVISION", revision)
-    .run()
-    .context("building the app failed: fix the compile errors above and run again")
+    let status = tokio::process::Command::new(crate::workspace::cargo())
+        .args(["build", "--release", "--locked", "--quiet"])
+        .args(["-p", &app.package, "--bin", &app.bin, "--target", triple])
+        .current_dir(root)
+        .env(flags_var, flags)
+        .env("APP_GIT_REVISION", revision)
+        .kill_on_drop(true)
+        .status()
+        .await
+        .context("cannot run cargo to build the app: is cargo on PATH?")?;
+    #[cfg(unix)]
+    if let Some(signal) = std::os::unix::process::ExitStatusExt::signal(&status) {
+        // Ctrl-C stops cargo and xtask at once: let the interrupt handler have the last word.
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        bail!("the app build was stopped by signal {signal}");
+    }
+    if !status.success() {
+        bail!("building the app failed: fix the compile errors above and run again");
+    }
+    Ok(())
 }
 
 /// The variable and value that add `-C target-feature=+crt-static` to the app's build. Cargo

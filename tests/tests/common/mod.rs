@@ -108,21 +108,35 @@ fn show(args: &[&str], how: &str, text: &str) {
     eprintln!("---- cargo xtask {}{how} ----\n{text}", args.join(" "));
 }
 
-/// `cargo xtask` sent SIGINT (what Ctrl-C sends) as soon as a line of its output contains
-/// `trigger`; returns its exit code (`None`: the trigger never came) and its output.
+/// `cargo xtask` sent SIGINT as a terminal's Ctrl-C sends it (to its whole process group, so
+/// to the programs it runs too) as soon as a line of its output contains `trigger`; returns its
+/// exit code (`None`: the trigger never came) and its output.
 pub fn xtask_interrupted(
     args: &[&str],
     env: &[(&str, &str)],
     trigger: &str,
 ) -> (Option<i32>, String) {
+    xtask_interrupted_in(&root(), args, env, trigger)
+}
+
+/// `xtask_interrupted` in the workspace at `dir`.
+pub fn xtask_interrupted_in(
+    dir: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    trigger: &str,
+) -> (Option<i32>, String) {
     use std::io::BufRead;
+    use std::os::unix::process::CommandExt;
     let mut child = cargo_xtask(args, env)
+        .current_dir(dir)
+        .process_group(0) // as a terminal's foreground job: one group, the test outside it
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("cannot run cargo xtask");
-    // `cargo run` replaces itself with the program (exec), so the signal reaches xtask.
-    let pid = child.id().to_string();
+    // `cargo run` replaces itself with the program (exec): the group is xtask and its children.
+    let group = format!("-{}", child.id());
     let stdout = child.stdout.take().unwrap();
     let stdout = std::thread::spawn(move || {
         let mut text = String::new();
@@ -134,10 +148,10 @@ pub fn xtask_interrupted(
     for line in std::io::BufReader::new(child.stderr.take().unwrap()).lines() {
         let Ok(line) = line else { break };
         if !sent && line.contains(trigger) {
-            let kill = Command::new("kill").args(["-INT", &pid]).status();
+            let kill = Command::new("kill").args(["-INT", "--", &group]).status();
             assert!(
                 kill.is_ok_and(|s| s.success()),
-                "cannot send SIGINT to {pid}"
+                "cannot send SIGINT to process group {group}"
             );
             sent = true;
         }
