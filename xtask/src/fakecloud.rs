@@ -24,7 +24,7 @@ pub async fn ensure_running(ui: &Ui, root: &Path) -> Result<()> {
     let places = Places::from_env();
     let bin = match find_binary(&places) {
         Some(bin) => bin,
-        None => install(ui, &places)?,
+        None => install(ui, &places).await?,
     };
     let target = crate::workspace::get(root)?.target_dir;
     std::fs::create_dir_all(&target)
@@ -96,7 +96,7 @@ impl Places {
                 .map(PathBuf::from)
                 .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo"))),
             path: std::env::var_os("PATH"),
-            cargo: std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()),
+            cargo: crate::workspace::cargo(),
         }
     }
 }
@@ -123,15 +123,14 @@ fn find_binary(places: &Places) -> Option<PathBuf> {
 }
 
 /// The first `--local` on a new machine: `cargo install` it, with cargo's own progress.
-fn install(ui: &Ui, places: &Places) -> Result<PathBuf> {
+async fn install(ui: &Ui, places: &Places) -> Result<PathBuf> {
     ui.line(format!(
         "fakecloud is not installed: installing it with `cargo install fakecloud --version {VERSION} --locked`. \
          This compiles once and takes a while (about 35 min on 2 cores); cargo shows its progress below."
     ));
-    let status = Command::new(&places.cargo)
-        .args(["install", "fakecloud", "--version", VERSION, "--locked"])
-        .status()
-        .context("cannot run `cargo install`: is cargo on PATH?")?;
+    let mut cargo = tokio::process::Command::new(&places.cargo);
+    cargo.args(["install", "fakecloud", "--version", VERSION, "--locked"]);
+    let status = crate::workspace::run_cargo(cargo).await?;
     if !status.success() {
         bail!("`cargo install fakecloud --version {VERSION} --locked` failed ({status}): see cargo's output above");
     }
@@ -391,25 +390,25 @@ mod tests {
         (dir, places)
     }
 
-    #[test]
-    fn a_missing_fakecloud_is_installed_with_cargo_at_the_pinned_version() {
+    #[tokio::test]
+    async fn a_missing_fakecloud_is_installed_with_cargo_at_the_pinned_version() {
         let (dir, places) = fake_cargo(
             "install-ok",
             r#"echo "$@" > "$(dirname "$0")/args"
 mkdir -p "$(dirname "$0")/home/bin" && touch "$(dirname "$0")/home/bin/fakecloud""#,
         );
         assert_eq!(find_binary(&places), None);
-        let bin = install(&Ui::new(), &places).unwrap();
+        let bin = install(&Ui::new(), &places).await.unwrap();
         let args = std::fs::read_to_string(dir.join("args")).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(args.trim(), "install fakecloud --version 0.51.0 --locked");
         assert_eq!(bin, dir.join("home/bin/fakecloud"));
     }
 
-    #[test]
-    fn a_failed_install_says_so_and_where_to_look() {
+    #[tokio::test]
+    async fn a_failed_install_says_so_and_where_to_look() {
         let (dir, places) = fake_cargo("install-fails", "exit 101");
-        let err = install(&Ui::new(), &places).unwrap_err().to_string();
+        let err = install(&Ui::new(), &places).await.unwrap_err().to_string();
         std::fs::remove_dir_all(&dir).unwrap();
         assert!(
             err.contains("`cargo install fakecloud --version 0.51.0 --locked` failed"),

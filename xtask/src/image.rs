@@ -130,27 +130,17 @@ pub async fn ensure(root: &Path, docker: &Docker, ui: &Ui, name: &str) -> Result
     Ok(image)
 }
 
-/// `cargo build` of the app, awaited (not blocking the runtime), so Ctrl-C is handled as
-/// anywhere else: it reaches cargo too, which stops.
+/// `cargo build` of the app.
 async fn build_static_binary(root: &Path, app: &App, triple: &str, revision: &str) -> Result<()> {
     let (flags_var, flags) = static_rustflags(triple, |var| std::env::var(var).ok());
-    let status = tokio::process::Command::new(crate::workspace::cargo())
+    let mut cargo = tokio::process::Command::new(crate::workspace::cargo());
+    cargo
         .args(["build", "--release", "--locked", "--quiet"])
         .args(["-p", &app.package, "--bin", &app.bin, "--target", triple])
         .current_dir(root)
         .env(flags_var, flags)
-        .env("APP_GIT_REVISION", revision)
-        .kill_on_drop(true)
-        .status()
-        .await
-        .context("cannot run cargo to build the app: is cargo on PATH?")?;
-    #[cfg(unix)]
-    if let Some(signal) = std::os::unix::process::ExitStatusExt::signal(&status) {
-        // Ctrl-C stops cargo and xtask at once: let the interrupt handler have the last word.
-        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-        bail!("the app build was stopped by signal {signal}");
-    }
-    if !status.success() {
+        .env("APP_GIT_REVISION", revision);
+    if !crate::workspace::run_cargo(cargo).await?.success() {
         bail!("building the app failed: fix the compile errors above and run again");
     }
     Ok(())

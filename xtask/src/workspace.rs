@@ -10,6 +10,24 @@ pub fn cargo() -> std::ffi::OsString {
     std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
 }
 
+/// Run a cargo command (a build, an install) to its end without blocking the runtime, so that
+/// Ctrl-C, which reaches cargo too and stops it, ends in the interrupt handler's report rather
+/// than in a build error. Killed if the run is dropped.
+pub async fn run_cargo(mut cargo: tokio::process::Command) -> Result<std::process::ExitStatus> {
+    let status = cargo
+        .kill_on_drop(true)
+        .status()
+        .await
+        .context("cannot run cargo: is it on PATH?")?;
+    #[cfg(unix)]
+    if let Some(signal) = std::os::unix::process::ExitStatusExt::signal(&status) {
+        // Ctrl-C stops cargo and xtask at once: let the interrupt handler have the last word.
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        bail!("cargo was stopped by signal {signal}");
+    }
+    Ok(status)
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Workspace {
     /// `target/`, unless `CARGO_TARGET_DIR` or a cargo config's `build.target-dir` says otherwise.
@@ -168,6 +186,18 @@ mod tests {
 
     fn root() -> PathBuf {
         crate::project::root()
+    }
+
+    #[tokio::test]
+    async fn a_cargo_stopped_by_a_signal_is_told_apart_from_one_that_failed() {
+        let sh = |script: &str| {
+            let mut cmd = tokio::process::Command::new("sh");
+            cmd.args(["-c", script]);
+            cmd
+        };
+        let err = run_cargo(sh("kill -INT $$")).await.unwrap_err().to_string();
+        assert_eq!(err, "cargo was stopped by signal 2");
+        assert_eq!(run_cargo(sh("exit 101")).await.unwrap().code(), Some(101));
     }
 
     #[test]
