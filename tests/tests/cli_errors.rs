@@ -27,6 +27,43 @@ fn docker_host_pointing_nowhere() {
 }
 
 #[test]
+fn docker_context_pointing_nowhere() {
+    // A context made and chosen by the docker CLI itself, as Docker Desktop or rootless Docker do.
+    let config = std::env::temp_dir().join(format!("cli-errors-docker-{}", std::process::id()));
+    let docker = |args: &[&str]| {
+        let out = std::process::Command::new("docker")
+            .args(args)
+            .env("DOCKER_CONFIG", &config)
+            .output()
+            .expect("cannot run the docker CLI");
+        assert!(out.status.success(), "docker {args:?} failed");
+    };
+    docker(&[
+        "context",
+        "create",
+        "gone-ctx",
+        "--docker",
+        "host=unix:///nonexistent/ctx.sock",
+    ]);
+    docker(&["context", "use", "gone-ctx"]);
+    let (out, text) = xtask_with(
+        &["deploy", "--local"],
+        &[
+            ("DOCKER_HOST", ""),
+            ("DOCKER_CONFIG", config.to_str().unwrap()),
+        ],
+    );
+    let _ = std::fs::remove_dir_all(&config);
+    assert_eq!(out.status.code(), Some(1));
+    let line = error_line(&text);
+    assert!(
+        line.contains("unix:///nonexistent/ctx.sock (docker context \"gone-ctx\")")
+            && line.contains("start the Docker engine"),
+        "{line}"
+    );
+}
+
+#[test]
 fn unknown_environment() {
     let (out, text) = xtask(&["deploy", "--env", "nosuchenv", "--local"]);
     assert_eq!(out.status.code(), Some(1));
