@@ -96,6 +96,7 @@ pub async fn check(
     let spinner = ui.spinner("pre-flight");
     spinner.set(format!("running {} locally", image.local_ref));
     let name = format!("xtask-preflight-{}", std::process::id());
+    let memory = expect.memory_mib.map(|mib| (mib * 1024 * 1024) as i64);
     let body = ContainerCreateBody {
         image: Some(image.local_ref.clone()),
         env: Some(vec![format!("PORT={}", expect.container_port)]),
@@ -104,7 +105,9 @@ pub async fn check(
         host_config: Some(HostConfig {
             publish_all_ports: Some(true),
             readonly_rootfs: Some(true),
-            memory: expect.memory_mib.map(|mib| (mib * 1024 * 1024) as i64),
+            memory,
+            // Fargate has no swap: memory plus swap is the memory.
+            memory_swap: memory,
             ..Default::default()
         }),
         ..Default::default()
