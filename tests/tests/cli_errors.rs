@@ -186,7 +186,10 @@ fn an_image_that_fails_the_target_groups_health_check_stops_before_aws() {
     assert!(
         line.contains("pre-flight of badhealth-badhealth:")
             && line.contains("failed, so nothing was deployed")
-            && line.ends_with("/ready answered 404, the target group wants 200"),
+            && line.ends_with(
+                "/ready answered 404, the target group wants 200: serve /ready, or set \
+                 HealthCheckPath under stacks.ecs to a path the app answers"
+            ),
         "{line}"
     );
     // The container's last log lines: the app logged the probe it refused.
@@ -194,5 +197,8 @@ fn an_image_that_fails_the_target_groups_health_check_stops_before_aws() {
         text.contains(r#""path":"/ready","status":404"#),
         "no log lines of the container:\n{text}"
     );
-    assert!(!text.contains("stack"), "AWS was called:\n{text}");
+    assert!(
+        !text.contains("badhealth-badhealth-vpc") && !text.contains("fakecloud"),
+        "AWS was called:\n{text}"
+    );
 }

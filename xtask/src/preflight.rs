@@ -205,7 +205,11 @@ async fn run_checks(docker: &Docker, name: &str, expect: &Expectations) -> Resul
             .and_then(|i| i.state);
         if state.as_ref().is_some_and(|s| s.running == Some(false)) {
             let code = state.and_then(|s| s.exit_code).unwrap_or(-1);
-            bail!("the container exited with code {code} right after starting");
+            bail!(
+                "the container exited with code {code} right after starting: the app must keep \
+                 running and serve on PORT ({}); its log lines above say why it stopped",
+                expect.container_port
+            );
         }
         let asked = Instant::now();
         let path = expect.health_path.as_str();
@@ -215,17 +219,22 @@ async fn run_checks(docker: &Docker, name: &str, expect: &Expectations) -> Resul
             }
             Ok((200, _)) => {
                 last = format!(
-                    "{path} took {:?}, over the target group's {:?} timeout",
+                    "{path} took {:?}, over the target group's {:?} timeout: make it answer \
+                     without waiting on anything slow",
                     asked.elapsed(),
                     expect.health_timeout
                 )
             }
             Ok((status, _)) => {
-                last = format!("{path} answered {status}, the target group wants 200")
+                last = format!(
+                    "{path} answered {status}, the target group wants 200: serve {path}, or set \
+                     HealthCheckPath under stacks.ecs to a path the app answers"
+                )
             }
             Err(e) => {
                 last = format!(
-                    "nothing answers on container port {}: {e}",
+                    "nothing answers on container port {} ({e}): the app must listen on \
+                     0.0.0.0 at the port in PORT",
                     expect.container_port
                 )
             }
