@@ -241,7 +241,10 @@ pub async fn wait_for_url(ui: &Ui, lb_arn: &str, health_path: &str) -> Result<St
         spinner.set(last.clone());
         if Instant::now() > deadline {
             spinner.failed("no answer");
-            bail!("the deployed app did not answer through the local load balancer within 90 s: {last}");
+            bail!(
+                "the deployed app did not answer through the local load balancer within 90 s \
+                 ({last}): `cargo xtask status --local` and `cargo xtask logs --local` show the tasks"
+            );
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }

@@ -103,7 +103,10 @@ pub async fn ensure(root: &Path, docker: &Docker, ui: &Ui, name: &str) -> Result
                 Ok(())
             })
             .await
-            .context("building the image failed")?;
+            .context(
+                "building the image failed; check app/Dockerfile, whose build context holds only \
+                 the Dockerfile and the binary (as `app`)",
+            )?;
             true
         }
     };
@@ -188,7 +191,10 @@ pub fn fargate_architecture(docker_arch: &str) -> Result<&'static str> {
     match docker_arch {
         "amd64" => Ok("X86_64"),
         "arm64" => Ok("ARM64"),
-        other => bail!("the image is built for {other:?}, but Fargate runs only amd64 and arm64"),
+        other => bail!(
+            "the image is built for {other:?}, but Fargate runs only amd64 and arm64: build on an \
+             x86_64 or aarch64 host"
+        ),
     }
 }
 
