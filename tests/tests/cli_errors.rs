@@ -176,11 +176,11 @@ fn parameters_a_template_rule_refuses_together() {
 fn an_image_that_fails_the_target_groups_health_check_stops_before_aws() {
     // The app answers /health only: a target group checking another path would never see it
     // healthy. The pre-flight runs the image and asks what the target group will ask.
-    let (out, text) = with_env_file(
+    let _file = EnvFile::write(
         "badhealth",
         "project: badhealth\nstacks:\n  ecs:\n    HealthCheckPath: /ready\n",
-        "deploy",
     );
+    let (out, text) = xtask(&["deploy", "--env", "badhealth", "--local"]);
     assert_eq!(out.status.code(), Some(1));
     let line = error_line(&text);
     assert!(
@@ -200,5 +200,20 @@ fn an_image_that_fails_the_target_groups_health_check_stops_before_aws() {
     assert!(
         !text.contains("badhealth-badhealth-vpc") && !text.contains("fakecloud"),
         "AWS was called:\n{text}"
+    );
+
+    // --no-preflight goes on to AWS (where this environment has no repository yet).
+    let (out, text) = xtask(&[
+        "push-image",
+        "--env",
+        "badhealth",
+        "--local",
+        "--no-preflight",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text.contains("skipped (--no-preflight)"), "{text}");
+    assert!(
+        error_line(&text).contains("the ecr stack badhealth-badhealth-ecr does not exist yet"),
+        "{text}"
     );
 }

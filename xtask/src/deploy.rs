@@ -24,7 +24,7 @@ pub async fn run(root: &Path, cmd: flags::Deploy) -> Result<()> {
     // Everything that needs no AWS first: a broken image stops here.
     let t = Instant::now();
     let env = Environment::load(root, &cmd.target.env)?;
-    let image = push_image::prepare(root, &docker, &ui, &env).await?;
+    let image = push_image::prepare(root, &docker, &ui, &env, cmd.preflight).await?;
     let image_note = if image.built {
         "built"
     } else {

@@ -81,10 +81,22 @@ impl Cmd {
     }
 }
 
+/// Whether to run the image locally before it is pushed.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct Preflight {
+    /// Do not run the image locally first (for an app that cannot start outside its AWS
+    /// environment, say one that needs a secret or a database to start); the architecture is
+    /// still checked.
+    #[arg(long)]
+    pub no_preflight: bool,
+}
+
 #[derive(Debug, Args)]
 pub struct Deploy {
     #[command(flatten)]
     pub target: Target,
+    #[command(flatten)]
+    pub preflight: Preflight,
     /// Execute change sets without asking.
     #[arg(long, short)]
     pub yes: bool,
@@ -97,6 +109,8 @@ pub struct Deploy {
 pub struct PushImage {
     #[command(flatten)]
     pub target: Target,
+    #[command(flatten)]
+    pub preflight: Preflight,
 }
 
 #[derive(Debug, Args)]

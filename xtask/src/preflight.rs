@@ -24,6 +24,9 @@ pub struct Expectations {
     pub health_path: String,
     /// The container's `User` in the task definition (else the image's `USER`).
     pub user: Option<String>,
+    /// The container definition's `Environment` entries with literal values (the pre-flight
+    /// cannot resolve `!Ref`s, `!Sub`s or `Secrets`); `PORT` is set from `container_port`.
+    pub environment: Vec<(String, String)>,
     /// The task's memory in MiB: the container may not use more.
     pub memory_mib: Option<u64>,
     /// The task definition's container health check, when it has one.
@@ -99,7 +102,15 @@ pub async fn check(
     let memory = expect.memory_mib.map(|mib| (mib * 1024 * 1024) as i64);
     let body = ContainerCreateBody {
         image: Some(image.local_ref.clone()),
-        env: Some(vec![format!("PORT={}", expect.container_port)]),
+        env: Some(
+            expect
+                .environment
+                .iter()
+                .filter(|(name, _)| name != "PORT")
+                .map(|(name, value)| format!("{name}={value}"))
+                .chain([format!("PORT={}", expect.container_port)])
+                .collect(),
+        ),
         exposed_ports: Some(vec![format!("{}/tcp", expect.container_port)]),
         user: expect.user.clone(),
         host_config: Some(HostConfig {
@@ -374,6 +385,7 @@ mod tests {
             container_port: 8080,
             health_path: "/health".into(),
             user: None,
+            environment: Vec::new(),
             memory_mib: None,
             container_health: None,
             cpu_architecture: arch.map(str::to_owned),

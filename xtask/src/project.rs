@@ -290,7 +290,9 @@ impl Environment {
     }
 }
 
-fn scalar(v: &serde_yaml::Value) -> Result<String> {
+/// A YAML value as the string CloudFormation passes (lists joined with commas); tagged values
+/// (`!Ref` and the like) are not literal and fail.
+pub fn scalar(v: &serde_yaml::Value) -> Result<String> {
     Ok(match v {
         serde_yaml::Value::String(s) => s.clone(),
         serde_yaml::Value::Number(n) => n.to_string(),

@@ -19,7 +19,7 @@ pub async fn run(root: &Path, cmd: flags::PushImage) -> Result<()> {
     let docker = crate::docker::connect().await?;
     let ui = Ui::new();
     let env = Environment::load(root, &cmd.target.env)?;
-    let image = prepare(root, &docker, &ui, &env).await?;
+    let image = prepare(root, &docker, &ui, &env, cmd.preflight).await?;
     let session = Session::with_env(root, env, &cmd.target, ui).await?;
     let pushed = push(&session, &docker, &image).await?;
     println!("image: {}", pushed.pinned_uri());
@@ -37,9 +37,23 @@ pub async fn run(root: &Path, cmd: flags::PushImage) -> Result<()> {
 
 /// Build the image (if needed) and run the pre-flight checks, unless this very image passed them
 /// before: everything that needs no AWS.
-pub async fn prepare(root: &Path, docker: &Docker, ui: &Ui, env: &Environment) -> Result<Image> {
+pub async fn prepare(
+    root: &Path,
+    docker: &Docker,
+    ui: &Ui,
+    env: &Environment,
+    flags: flags::Preflight,
+) -> Result<Image> {
     let expect = expectations(env)?;
     let image = image::ensure(root, docker, ui, &env.prefix()).await?;
+    if flags.no_preflight {
+        preflight::platform_matches(&image, expect.cpu_architecture.as_deref())?;
+        ui.spinner("pre-flight").done(
+            "skipped (--no-preflight): the load balancer's health checks and the circuit \
+             breaker are the only guards",
+        );
+        return Ok(image);
+    }
     let passed = preflight::Passed::new(
         &crate::workspace::get(root)?
             .target_dir
@@ -87,6 +101,16 @@ pub fn expectations(env: &Environment) -> Result<Expectations> {
         container_port,
         health_path: env.health_check_path()?,
         user: container.and_then(|c| c["User"].as_str().map(str::to_owned)),
+        environment: container
+            .and_then(|c| c["Environment"].as_sequence())
+            .into_iter()
+            .flatten()
+            .filter(|e| !e["Value"].is_sequence())
+            .filter_map(|e| {
+                let value = crate::project::scalar(&e["Value"]).ok()?;
+                Some((e["Name"].as_str()?.to_owned(), value))
+            })
+            .collect(),
         container_health: match env.parameter(StackKind::Ecs, "ContainerHealthCheck")? {
             Some(off) if off == "false" => None,
             _ => container.and_then(|c| container_health(&c["HealthCheck"])),
@@ -155,6 +179,8 @@ mod tests {
              \x20   Properties: { HealthCheckTimeoutSeconds: 4 }\n\
              \x20 Task:\n    Type: AWS::ECS::TaskDefinition\n\
              \x20   Properties: { ContainerDefinitions: [{ Name: app, User: \"1000:1000\",\
+             \x20     Environment: [{ Name: RUST_LOG, Value: info }, { Name: WORKERS, Value: 4 },\
+             \x20       { Name: PORT, Value: !Sub \"${Port}\" }],\
              \x20     HealthCheck: !If [On, { Command: [CMD, /srv, --ok] }, !Ref AWS::NoValue] }] }\n",
         )
         .unwrap();
@@ -170,6 +196,11 @@ mod tests {
             (9000, "/ready", Duration::from_secs(4), None)
         );
         assert_eq!(expect.user.as_deref(), Some("1000:1000"));
+        assert_eq!(
+            expect.environment,
+            [("RUST_LOG", "info"), ("WORKERS", "4")].map(|(k, v)| (k.to_owned(), v.to_owned())),
+            "literal values only"
+        );
         assert_eq!(
             expect.container_health,
             Some(ContainerHealth {
