@@ -103,7 +103,7 @@ pub async fn run(root: &Path, cmd: flags::Bench) -> Result<()> {
     let img = image::ensure(root, &docker, &ui, &env.prefix()).await?;
 
     // Startup: container start to the first 200 on /health.
-    let expect = crate::push_image::expectations(&env)?;
+    let expect = preflight::Expectations::of(&env)?;
     let mut startups = Vec::new();
     let progress = ui.spinner("bench: startup");
     for i in 0..=runs {
