@@ -72,8 +72,7 @@ pub fn xtask_with(args: &[&str], env: &[(&str, &str)]) -> (Output, String) {
 
 /// `cargo xtask` in the workspace at `dir` (a copy of this one, say).
 pub fn xtask_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (Output, String) {
-    let out = cargo_xtask(args, env)
-        .current_dir(dir)
+    let out = cargo_xtask(dir, args, env)
         .output()
         .expect("cannot run cargo xtask");
     let text = format!(
@@ -85,14 +84,11 @@ pub fn xtask_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (Output, Str
     (out, text)
 }
 
-/// The `cargo xtask` command, with plain progress lines and `env` (an empty value removes the
-/// variable).
-fn cargo_xtask(args: &[&str], env: &[(&str, &str)]) -> Command {
+/// The `cargo xtask` command in the workspace at `dir`, with plain progress lines and `env` (an
+/// empty value removes the variable).
+fn cargo_xtask(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(env!("CARGO"));
-    cmd.arg("xtask")
-        .args(args)
-        .current_dir(root())
-        .env("CI", "1"); // plain progress lines
+    cmd.arg("xtask").args(args).current_dir(dir).env("CI", "1"); // plain progress lines
     for (key, value) in env {
         if value.is_empty() {
             cmd.env_remove(key);
@@ -128,8 +124,7 @@ pub fn xtask_interrupted_in(
 ) -> (Option<i32>, String) {
     use std::io::BufRead;
     use std::os::unix::process::CommandExt;
-    let mut child = cargo_xtask(args, env)
-        .current_dir(dir)
+    let mut child = cargo_xtask(dir, args, env)
         .process_group(0) // as a terminal's foreground job: one group, the test outside it
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
