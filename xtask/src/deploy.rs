@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 
 use crate::flags;
+use crate::preflight::Expectations;
 use crate::project::{Environment, StackKind};
 use crate::registry::{self, human_bytes};
 use crate::session::Session;
@@ -24,7 +25,8 @@ pub async fn run(root: &Path, cmd: flags::Deploy) -> Result<()> {
     // Everything that needs no AWS first: a broken image stops here.
     let t = Instant::now();
     let env = Environment::load(root, &cmd.target.env)?;
-    let image = push_image::prepare(root, &docker, &ui, &env, cmd.preflight).await?;
+    let expect = Expectations::of(&env)?;
+    let image = push_image::prepare(root, &docker, &ui, &env, &expect, cmd.preflight).await?;
     let image_note = if image.built {
         "built"
     } else {
@@ -146,13 +148,13 @@ pub async fn run(root: &Path, cmd: flags::Deploy) -> Result<()> {
 
     let local_url = if s.local {
         let t = Instant::now();
-        let health_path = s.env.health_check_path()?;
+        let health_path = &expect.health_path;
         let url = fakecloud::wait_for_url(
             &s.ui,
             ecs.outputs
                 .get("LoadBalancerArn")
                 .ok_or_else(|| missing_output("LoadBalancerArn"))?,
-            &health_path,
+            health_path,
         )
         .await?;
         phases.push((

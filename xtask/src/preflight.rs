@@ -47,6 +47,7 @@ impl Expectations {
         let file = env.template_path(StackKind::Ecs).display().to_string();
         let doc = crate::parameters::parse(&env.template(StackKind::Ecs)?)
             .with_context(|| format!("{file} is not a valid CloudFormation template"))?;
+        let values = env.parameter_values(StackKind::Ecs, &doc);
         let container_port = doc["Mappings"]["App"]["Container"]["Port"]
             .as_u64()
             .and_then(|p| u16::try_from(p).ok())
@@ -69,7 +70,11 @@ impl Expectations {
             .unwrap_or(5);
         Ok(Expectations {
             container_port,
-            health_path: env.health_check_path()?,
+            // AWS's default is `/`.
+            health_path: values
+                .get("HealthCheckPath")
+                .cloned()
+                .unwrap_or_else(|| "/".to_owned()),
             user: container.and_then(|c| c["User"].as_str().map(str::to_owned)),
             environment: container
                 .and_then(|c| c["Environment"].as_sequence())
@@ -81,13 +86,11 @@ impl Expectations {
                     Some((e["Name"].as_str()?.to_owned(), value))
                 })
                 .collect(),
-            container_health: match env.parameter(StackKind::Ecs, "ContainerHealthCheck")? {
+            container_health: match values.get("ContainerHealthCheck") {
                 Some(off) if off == "false" => None,
                 _ => container.and_then(|c| container_health(&c["HealthCheck"])),
             },
-            memory_mib: env
-                .parameter(StackKind::Ecs, "Memory")?
-                .and_then(|m| m.parse().ok()),
+            memory_mib: values.get("Memory").and_then(|m| m.parse().ok()),
             // Only when the file pins one: otherwise deploy passes the image's own.
             cpu_architecture: env
                 .parameters(StackKind::Ecs, &[])

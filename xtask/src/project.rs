@@ -250,29 +250,22 @@ impl Environment {
         })
     }
 
+    /// The values a stack's parameters get from the file and the template (`doc`, parsed),
+    /// computed ones aside: the file's, over the template's `Default`s.
+    pub fn parameter_values(
+        &self,
+        kind: StackKind,
+        doc: &serde_yaml::Value,
+    ) -> BTreeMap<String, String> {
+        let mut values: BTreeMap<String, String> = crate::parameters::declarations(doc)
+            .into_iter()
+            .filter_map(|(name, d)| Some((name, d.default?)))
+            .collect();
+        values.extend(self.parameters(kind, &[]));
+        values
+    }
+
     /// Parameters for `kind`: ProjectName, EnvName, the file's values, then `extra` (computed by xtask).
-    /// The value a stack gets for parameter `name` (computed values aside): the file's, else the
-    /// template's `Default`.
-    pub fn parameter(&self, kind: StackKind, name: &str) -> Result<Option<String>> {
-        if let Some(value) = self.parameters(kind, &[]).remove(name) {
-            return Ok(Some(value));
-        }
-        let declared = crate::parameters::declared(&self.template(kind)?).with_context(|| {
-            format!(
-                "{} is not a valid CloudFormation template",
-                self.template_path(kind).display()
-            )
-        })?;
-        Ok(declared.get(name).and_then(|d| d.default.clone()))
-    }
-
-    /// The path the target group checks (`HealthCheckPath`; AWS's default is `/`).
-    pub fn health_check_path(&self) -> Result<String> {
-        Ok(self
-            .parameter(StackKind::Ecs, "HealthCheckPath")?
-            .unwrap_or_else(|| "/".to_owned()))
-    }
-
     pub fn parameters(
         &self,
         kind: StackKind,
@@ -341,13 +334,21 @@ mod tests {
         let file = "project: demo\nstacks:\n  ecs:\n    HealthCheckPath: /healthz\n";
         let infra = root().join("infra");
         let env = Environment::parse("dev", file, infra.clone()).unwrap();
-        let value = |env: &Environment, name| env.parameter(StackKind::Ecs, name).unwrap();
-        assert_eq!(value(&env, "HealthCheckPath").as_deref(), Some("/healthz"));
-        assert_eq!(value(&env, "Cpu").as_deref(), Some("256"));
-        assert_eq!(value(&env, "ImageUri"), None, "declared without a default");
-        assert_eq!(value(&env, "NoSuchParameter"), None);
+        let doc = crate::parameters::parse(&env.template(StackKind::Ecs).unwrap()).unwrap();
+        let values = env.parameter_values(StackKind::Ecs, &doc);
+        assert_eq!(
+            values.get("HealthCheckPath").map(String::as_str),
+            Some("/healthz")
+        );
+        assert_eq!(values.get("Cpu").map(String::as_str), Some("256"));
+        assert_eq!(values.get("ImageUri"), None, "declared without a default");
+        assert_eq!(values.get("NoSuchParameter"), None);
         let env = Environment::parse("dev", "project: demo\n", infra).unwrap();
-        assert_eq!(value(&env, "HealthCheckPath").as_deref(), Some("/health"));
+        let values = env.parameter_values(StackKind::Ecs, &doc);
+        assert_eq!(
+            values.get("HealthCheckPath").map(String::as_str),
+            Some("/health")
+        );
     }
 
     #[test]

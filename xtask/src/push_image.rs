@@ -18,7 +18,8 @@ pub async fn run(root: &Path, cmd: flags::PushImage) -> Result<()> {
     let docker = crate::docker::connect().await?;
     let ui = Ui::new();
     let env = Environment::load(root, &cmd.target.env)?;
-    let image = prepare(root, &docker, &ui, &env, cmd.preflight).await?;
+    let expect = Expectations::of(&env)?;
+    let image = prepare(root, &docker, &ui, &env, &expect, cmd.preflight).await?;
     let session = Session::with_env(root, env, &cmd.target, ui).await?;
     let pushed = push(&session, &docker, &image).await?;
     println!("image: {}", pushed.pinned_uri());
@@ -41,9 +42,9 @@ pub async fn prepare(
     docker: &Docker,
     ui: &Ui,
     env: &Environment,
+    expect: &Expectations,
     flags: flags::Preflight,
 ) -> Result<Image> {
-    let expect = Expectations::of(env)?;
     let image = image::ensure(root, docker, ui, &env.prefix()).await?;
     if flags.no_preflight {
         preflight::platform_matches(&image, expect.cpu_architecture.as_deref())?;
@@ -58,7 +59,7 @@ pub async fn prepare(
             .target_dir
             .join("xtask/preflight"),
         &image,
-        &expect,
+        expect,
     );
     if passed.before() {
         ui.spinner("pre-flight").done(format!(
@@ -66,7 +67,7 @@ pub async fn prepare(
             image.tag
         ));
     } else {
-        preflight::check(docker, ui, &image, &expect).await?;
+        preflight::check(docker, ui, &image, expect).await?;
         passed.remember();
     }
     Ok(image)
