@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use bollard::Docker;
 
 pub async fn connect() -> Result<Docker> {
-    let (host, via) = engine_host(|var| std::env::var(var).ok())?;
+    let (host, via) = engine()?;
     let fix = "start the Docker engine (`sudo systemctl start docker`, or `sudo dockerd &`) or point DOCKER_HOST at a running one";
     let docker = Docker::connect_with_host(&host)
         .with_context(|| format!("cannot use the Docker engine at {host}{via}: {fix}"))?;
@@ -20,7 +20,7 @@ pub async fn connect() -> Result<Docker> {
 /// Where containers' published ports answer: on the engine's own host for an engine reached
 /// over TCP (`DOCKER_HOST=tcp://docker:2375`, as in CI's docker-in-docker), else on this machine.
 pub fn published_ip() -> Result<std::net::IpAddr> {
-    let (host, via) = engine_host(|var| std::env::var(var).ok())?;
+    let (host, via) = engine()?;
     published_ip_of(&host).with_context(|| {
         format!("cannot resolve the host of the Docker engine at {host}{via}, where its containers' ports are published")
     })
@@ -45,6 +45,17 @@ fn published_ip_of(host: &str) -> Result<std::net::IpAddr> {
         .next()
         .context("the name has no address")?
         .ip())
+}
+
+/// `engine_host` from this process's environment, worked out once per run (the connection and
+/// every pre-flight need it).
+fn engine() -> Result<(String, String)> {
+    static ENGINE: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
+    if let Some(engine) = ENGINE.get() {
+        return Ok(engine.clone());
+    }
+    let engine = engine_host(|var| std::env::var(var).ok())?;
+    Ok(ENGINE.get_or_init(|| engine).clone())
 }
 
 /// Where the engine listens, and how that was chosen (for messages), as the `docker` CLI decides:
