@@ -220,15 +220,14 @@ pub async fn check(
                 image.local_ref
             )
         })?;
-    let result = match run_checks(docker, &name, expect).await {
-        Ok(took) => match &expect.container_health {
-            Some(health) => run_container_health(docker, &name, health)
-                .await
-                .map(|()| took),
-            None => Ok(took),
-        },
-        Err(e) => Err(e),
-    };
+    let result = async {
+        let took = run_checks(docker, &name, expect).await?;
+        if let Some(health) = &expect.container_health {
+            run_container_health(docker, &name, health).await?;
+        }
+        anyhow::Ok(took)
+    }
+    .await;
     let outcome = match result {
         Ok(took) => {
             spinner.done(format!(
@@ -362,10 +361,7 @@ async fn run_container_health(docker: &Docker, name: &str, health: &ContainerHea
         .await
         .with_context(|| format!("cannot run the container health check `{shown}`"))?;
     let run = async {
-        let mut output = String::new();
-        if let StartExecResults::Attached {
-            output: mut stream, ..
-        } = docker
+        let started = docker
             .start_exec(
                 &exec.id,
                 Some(StartExecOptions {
@@ -374,12 +370,11 @@ async fn run_container_health(docker: &Docker, name: &str, health: &ContainerHea
                     output_capacity: None,
                 }),
             )
-            .await?
-        {
-            while let Some(Ok(chunk)) = stream.next().await {
-                output.push_str(&chunk.to_string());
-            }
-        }
+            .await?;
+        let output = match started {
+            StartExecResults::Attached { output, .. } => text_of(output).await,
+            StartExecResults::Detached => String::new(),
+        };
         let code = docker.inspect_exec(&exec.id).await?.exit_code;
         anyhow::Ok((code, output))
     };
@@ -427,12 +422,24 @@ async fn last_logs(docker: &Docker, name: &str, lines: usize) -> String {
         .stderr(true)
         .tail(&lines.to_string())
         .build();
+    text_of(docker.logs(name, Some(options)))
+        .await
+        .trim_end()
+        .to_owned()
+}
+
+/// A container's output (its logs, an exec's), read to its end as text.
+async fn text_of(
+    stream: impl futures_util::Stream<
+        Item = Result<bollard::container::LogOutput, bollard::errors::Error>,
+    >,
+) -> String {
+    let mut stream = std::pin::pin!(stream);
     let mut out = String::new();
-    let mut stream = docker.logs(name, Some(options));
     while let Some(Ok(chunk)) = stream.next().await {
         out.push_str(&chunk.to_string());
     }
-    out.trim_end().to_owned()
+    out
 }
 
 #[cfg(test)]
