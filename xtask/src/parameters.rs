@@ -80,7 +80,8 @@ pub fn known_values(
         .collect()
 }
 
-fn scalar(v: &Value) -> Option<String> {
+/// A literal string, number or boolean as text (a tagged `!Ref` and the like is not literal).
+pub(crate) fn scalar(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),

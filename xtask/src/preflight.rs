@@ -80,9 +80,8 @@ impl Expectations {
                 .and_then(|c| c["Environment"].as_sequence())
                 .into_iter()
                 .flatten()
-                .filter(|e| !e["Value"].is_sequence())
                 .filter_map(|e| {
-                    let value = crate::project::scalar(&e["Value"]).ok()?;
+                    let value = crate::parameters::scalar(&e["Value"])?;
                     Some((e["Name"].as_str()?.to_owned(), value))
                 })
                 .collect(),
@@ -105,11 +104,9 @@ impl Expectations {
 /// A container definition's `HealthCheck` (through an `!If`, its first branch: the template
 /// guards it with a condition).
 fn container_health(check: &serde_yaml::Value) -> Option<ContainerHealth> {
-    use serde_yaml::Value;
-    let check = match check {
-        Value::Tagged(t) if t.tag == "If" => &t.value[1],
-        Value::Mapping(m) if m.contains_key("Fn::If") => &m["Fn::If"][1],
-        other => other,
+    let check = match crate::parameters::function(check) {
+        Some((f, branches)) if f == "If" => &branches[1],
+        _ => check,
     };
     let command: Vec<String> = check["Command"]
         .as_sequence()?

@@ -283,20 +283,18 @@ impl Environment {
     }
 }
 
-/// A YAML value as the string CloudFormation passes (lists joined with commas); tagged values
-/// (`!Ref` and the like) are not literal and fail.
-pub fn scalar(v: &serde_yaml::Value) -> Result<String> {
-    Ok(match v {
-        serde_yaml::Value::String(s) => s.clone(),
-        serde_yaml::Value::Number(n) => n.to_string(),
-        serde_yaml::Value::Bool(b) => b.to_string(),
-        serde_yaml::Value::Sequence(items) => items
+/// A parameter file's value as the string CloudFormation is passed (lists joined with commas).
+fn scalar(v: &serde_yaml::Value) -> Result<String> {
+    match v {
+        serde_yaml::Value::Sequence(items) => Ok(items
             .iter()
             .map(scalar)
             .collect::<Result<Vec<_>>>()?
-            .join(","),
-        _ => bail!("must be a string, number, boolean or list"),
-    })
+            .join(",")),
+        other => {
+            crate::parameters::scalar(other).context("must be a string, number, boolean or list")
+        }
+    }
 }
 
 fn known_environments(infra_dir: &Path) -> Vec<String> {
