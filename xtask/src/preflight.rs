@@ -47,7 +47,10 @@ impl Expectations {
         let file = env.template_path(StackKind::Ecs).display().to_string();
         let doc = crate::parameters::parse(&env.template(StackKind::Ecs)?)
             .with_context(|| format!("{file} is not a valid CloudFormation template"))?;
-        let values = env.parameter_values(StackKind::Ecs, &doc);
+        let values = crate::parameters::known_values(
+            &crate::parameters::declarations(&doc),
+            &env.parameters(StackKind::Ecs, &[]),
+        );
         let container_port = doc["Mappings"]["App"]["Container"]["Port"]
             .as_u64()
             .and_then(|p| u16::try_from(p).ok())

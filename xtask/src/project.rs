@@ -250,21 +250,6 @@ impl Environment {
         })
     }
 
-    /// The values a stack's parameters get from the file and the template (`doc`, parsed),
-    /// computed ones aside: the file's, over the template's `Default`s.
-    pub fn parameter_values(
-        &self,
-        kind: StackKind,
-        doc: &serde_yaml::Value,
-    ) -> BTreeMap<String, String> {
-        let mut values: BTreeMap<String, String> = crate::parameters::declarations(doc)
-            .into_iter()
-            .filter_map(|(name, d)| Some((name, d.default?)))
-            .collect();
-        values.extend(self.parameters(kind, &[]));
-        values
-    }
-
     /// Parameters for `kind`: ProjectName, EnvName, the file's values, then `extra` (computed by xtask).
     pub fn parameters(
         &self,
@@ -333,7 +318,10 @@ mod tests {
         let infra = root().join("infra");
         let env = Environment::parse("dev", file, infra.clone()).unwrap();
         let doc = crate::parameters::parse(&env.template(StackKind::Ecs).unwrap()).unwrap();
-        let values = env.parameter_values(StackKind::Ecs, &doc);
+        let values = crate::parameters::known_values(
+            &crate::parameters::declarations(&doc),
+            &env.parameters(StackKind::Ecs, &[]),
+        );
         assert_eq!(
             values.get("HealthCheckPath").map(String::as_str),
             Some("/healthz")
@@ -342,7 +330,10 @@ mod tests {
         assert_eq!(values.get("ImageUri"), None, "declared without a default");
         assert_eq!(values.get("NoSuchParameter"), None);
         let env = Environment::parse("dev", "project: demo\n", infra).unwrap();
-        let values = env.parameter_values(StackKind::Ecs, &doc);
+        let values = crate::parameters::known_values(
+            &crate::parameters::declarations(&doc),
+            &env.parameters(StackKind::Ecs, &[]),
+        );
         assert_eq!(
             values.get("HealthCheckPath").map(String::as_str),
             Some("/health")
