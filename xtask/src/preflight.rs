@@ -47,10 +47,9 @@ impl Expectations {
         let file = env.template_path(StackKind::Ecs).display().to_string();
         let doc = crate::parameters::parse(&env.template(StackKind::Ecs)?)
             .with_context(|| format!("{file} is not a valid CloudFormation template"))?;
-        let values = crate::parameters::known_values(
-            &crate::parameters::declarations(&doc),
-            &env.parameters(StackKind::Ecs, &[]),
-        );
+        let given = env.parameters(StackKind::Ecs, &[]);
+        let values =
+            crate::parameters::known_values(&crate::parameters::declarations(&doc), &given);
         let container_port = doc["Mappings"]["App"]["Container"]["Port"]
             .as_u64()
             .and_then(|p| u16::try_from(p).ok())
@@ -94,10 +93,7 @@ impl Expectations {
             },
             memory_mib: values.get("Memory").and_then(|m| m.parse().ok()),
             // Only when the file pins one: otherwise deploy passes the image's own.
-            cpu_architecture: env
-                .parameters(StackKind::Ecs, &[])
-                .get("CpuArchitecture")
-                .cloned(),
+            cpu_architecture: given.get("CpuArchitecture").cloned(),
             health_timeout: Duration::from_secs(health_timeout),
             startup_timeout: Duration::from_secs(15),
         })
